@@ -1,0 +1,2 @@
+/** @orchestrator/brain-server: not built yet; see the package README. */
+export {};

@@ -1,0 +1,2 @@
+/** @orchestrator/cli: not built yet; see the package README. */
+export {};

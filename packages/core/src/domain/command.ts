@@ -1,0 +1,19 @@
+/** Kinds of command the Brain sends to a node. */
+export type CommandType = "prepare" | "start" | "stop" | "kill" | "destroy" | "input";
+
+export type CommandStatus = "pending" | "delivered" | "succeeded" | "failed";
+
+/** A command in the outbox, written in the same transaction as the state change that caused it. */
+export interface Command {
+  id: string;
+  nodeId: string;
+  instanceId: string;
+  type: CommandType;
+  payload: Readonly<Record<string, unknown>>;
+  /** The instance's placement epoch; an agent refuses commands older than one it has seen. */
+  epoch: number;
+  status: CommandStatus;
+  attempts: number;
+  nextAttemptAt: Date;
+  createdAt: Date;
+}

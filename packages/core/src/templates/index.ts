@@ -1,0 +1,2 @@
+/** `@orchestrator/core/templates`: layer merging (filled by the template-engine work). */
+export {};

@@ -1,0 +1,7 @@
+/**
+ * `@orchestrator/core/testing`: fakes and the conformance suites every adapter
+ * runs (one suite per port). Depends on vitest only where a suite is exported.
+ */
+export * from "./fake-clock.js";
+export * from "./sequential-id-generator.js";
+export * from "./test-services.js";

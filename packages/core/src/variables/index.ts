@@ -1,0 +1,2 @@
+/** `@orchestrator/core/variables`: variable validation and substitution (filled by the template-engine work). */
+export {};

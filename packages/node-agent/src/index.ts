@@ -1,0 +1,2 @@
+/** @orchestrator/node-agent: not built yet; see the package README. */
+export {};

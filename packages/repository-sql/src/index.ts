@@ -1,0 +1,2 @@
+/** @orchestrator/repository-sql: not built yet; see the package README. */
+export {};

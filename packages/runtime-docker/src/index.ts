@@ -1,0 +1,2 @@
+/** @orchestrator/runtime-docker: not built yet; see the package README. */
+export {};

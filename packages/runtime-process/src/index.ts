@@ -1,0 +1,2 @@
+/** @orchestrator/runtime-process: not built yet; see the package README. */
+export {};

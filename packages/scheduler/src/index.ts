@@ -1,0 +1,2 @@
+/** @orchestrator/scheduler: not built yet; see the package README. */
+export {};

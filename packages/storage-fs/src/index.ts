@@ -1,0 +1,2 @@
+/** @orchestrator/storage-fs: not built yet; see the package README. */
+export {};

@@ -1,0 +1,2 @@
+/** @orchestrator/webpanel: not built yet; see the package README. */
+export {};
