@@ -5,6 +5,7 @@ import {
   ForbiddenError,
   NotFoundError,
   OrchestratorError,
+  RateLimitedError,
   TemplateInvalidError,
   UnauthorizedError,
   UnavailableError,
@@ -21,6 +22,7 @@ describe("OrchestratorError", () => {
       [new UnavailableError("db down"), "UNAVAILABLE"],
       [new UnauthorizedError(), "UNAUTHORIZED"],
       [new ForbiddenError(), "FORBIDDEN"],
+      [new RateLimitedError("slow down", 30), "RATE_LIMITED"],
     ];
     for (const [error, code] of cases) {
       expect(error.code).toBe(code);
@@ -30,8 +32,9 @@ describe("OrchestratorError", () => {
     }
   });
 
-  it("marks only UNAVAILABLE retryable by default", () => {
+  it("marks only UNAVAILABLE and RATE_LIMITED retryable by default", () => {
     expect(new UnavailableError("x").retryable).toBe(true);
+    expect(new RateLimitedError("x", 1).retryable).toBe(true);
     expect(new ConflictError("x").retryable).toBe(false);
     expect(new ConflictError("deadlock", { retryable: true }).retryable).toBe(true);
   });

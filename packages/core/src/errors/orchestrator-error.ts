@@ -14,6 +14,8 @@ export const ERROR_CODES = [
   "UNAVAILABLE",
   "UNAUTHORIZED",
   "FORBIDDEN",
+  "RATE_LIMITED",
+  "PAYLOAD_TOO_LARGE",
   "PLUGIN_STATE",
   "INTERNAL",
 ] as const;
@@ -21,7 +23,7 @@ export const ERROR_CODES = [
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Codes whose operations may succeed when retried later (with backoff). */
-const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set(["UNAVAILABLE"]);
+const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set(["UNAVAILABLE", "RATE_LIMITED"]);
 
 // A registered symbol, so `isInstance` works across duplicate copies of this
 // package in one process (two versions installed side by side).
@@ -132,5 +134,15 @@ export class ForbiddenError extends OrchestratorError {
   constructor(message = "not allowed", options: OrchestratorErrorOptions = {}) {
     super("FORBIDDEN", message, options);
     this.name = "ForbiddenError";
+  }
+}
+
+export class RateLimitedError extends OrchestratorError {
+  constructor(message: string, retryAfterSeconds: number, options: OrchestratorErrorOptions = {}) {
+    super("RATE_LIMITED", message, {
+      ...options,
+      details: { retryAfterSeconds, ...options.details },
+    });
+    this.name = "RateLimitedError";
   }
 }
