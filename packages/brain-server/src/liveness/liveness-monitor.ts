@@ -1,0 +1,93 @@
+/**
+ * Node liveness in memory, on the Brain's monotonic clock (DESIGN §5). A
+ * heartbeat only updates memory; the database is written on transitions. After
+ * the Brain starts it waits one full window before declaring anything offline,
+ * and if most nodes go silent at once it suspects itself (its network, its
+ * event loop) and marks nobody.
+ */
+import type { Clock } from "@orchestrator/core";
+
+export interface LivenessOptions {
+  offlineAfterMs: number;
+  /** Above this fraction of silent nodes the Brain suspects itself. */
+  massSilenceFraction: number;
+  /** Mass-silence protection applies from this many tracked nodes on (one silent node of two is no evidence). */
+  massSilenceMinNodes: number;
+}
+
+export interface LivenessSweep {
+  /** Nodes silent for longer than the timeout, newly offline. */
+  offline: string[];
+  /** True while the Brain is in its startup grace window. */
+  grace: boolean;
+  /** True when too many nodes went silent at once: nobody was marked. */
+  degraded: boolean;
+}
+
+export class LivenessMonitor {
+  private readonly startedAt: number;
+  private readonly lastSeen = new Map<string, number>();
+  private readonly offline = new Set<string>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly options: LivenessOptions,
+  ) {
+    this.startedAt = clock.monotonicMs();
+  }
+
+  /**
+   * Starts watching a node the database says is alive; it gets a full window
+   * from now (a restarted Brain has not heard from anyone yet).
+   */
+  track(nodeId: string): void {
+    if (!this.lastSeen.has(nodeId)) this.lastSeen.set(nodeId, this.clock.monotonicMs());
+  }
+
+  /** Watches a node already known to be offline (it comes back on its next heartbeat). */
+  trackOffline(nodeId: string): void {
+    this.track(nodeId);
+    this.offline.add(nodeId);
+  }
+
+  /** Records a heartbeat. Returns true when the node was offline (a transition to persist). */
+  seen(nodeId: string): boolean {
+    this.lastSeen.set(nodeId, this.clock.monotonicMs());
+    return this.offline.delete(nodeId);
+  }
+
+  forget(nodeId: string): void {
+    this.lastSeen.delete(nodeId);
+    this.offline.delete(nodeId);
+  }
+
+  /** Milliseconds since the node's last heartbeat, or null when unknown. */
+  silenceMs(nodeId: string): number | null {
+    const at = this.lastSeen.get(nodeId);
+    return at === undefined ? null : this.clock.monotonicMs() - at;
+  }
+
+  isOffline(nodeId: string): boolean {
+    return this.offline.has(nodeId);
+  }
+
+  /** Decides which nodes are newly offline. Call it periodically. */
+  sweep(): LivenessSweep {
+    const now = this.clock.monotonicMs();
+    if (now - this.startedAt < this.options.offlineAfterMs) {
+      return { offline: [], grace: true, degraded: false };
+    }
+    const alive = [...this.lastSeen.keys()].filter((id) => !this.offline.has(id));
+    const silent = alive.filter(
+      (id) => now - this.lastSeen.get(id)! >= this.options.offlineAfterMs,
+    );
+    if (
+      alive.length >= this.options.massSilenceMinNodes &&
+      silent.length / alive.length > this.options.massSilenceFraction
+    ) {
+      return { offline: [], grace: false, degraded: true };
+    }
+    for (const id of silent) this.offline.add(id);
+    return { offline: silent, grace: false, degraded: false };
+  }
+}
