@@ -54,7 +54,11 @@ export class SseStream {
 
   /** Sends one event; `data` is JSON-encoded (one line, so no framing issue). */
   send(event: string, data: unknown, id?: string | number): void {
-    const lines = [id === undefined ? null : `id: ${id}`, `event: ${event}`, `data: ${JSON.stringify(data)}`];
+    const lines = [
+      id === undefined ? null : `id: ${id}`,
+      `event: ${event}`,
+      `data: ${JSON.stringify(data)}`,
+    ];
     this.write(`${lines.filter((line) => line !== null).join("\n")}\n\n`);
   }
 
