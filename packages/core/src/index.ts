@@ -26,3 +26,4 @@ export * from "./ports/runtime.js";
 export * from "./ports/template-repository.js";
 export * from "./ports/template-storage.js";
 export * from "./ports/user-repository.js";
+export * from "./protocol/agent-protocol.js";
