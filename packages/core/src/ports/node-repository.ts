@@ -8,37 +8,99 @@ export type NewNode = Omit<
   "status" | "drainRequested" | "allocated" | "lastSeenAt" | "createdAt"
 >;
 
-/** Nodes, their capacity and reservations. */
+/** What a node may change about itself (or an operator about it) after joining. */
+export type NodeChanges = Partial<
+  Pick<
+    Node,
+    | "name"
+    | "capacity"
+    | "labels"
+    | "runtimes"
+    | "agentVersion"
+    | "portRange"
+    | "overcommit"
+    | "reservedPorts"
+  >
+>;
+
+/** One taken port on a node: by an instance, or reserved for the host (`instanceId: null`). */
+export interface PortAllocation {
+  nodeId: string;
+  port: number;
+  /** The instance holding the port; null for a port the node reserves for the host. */
+  instanceId: string | null;
+}
+
+/** What one instance holds on its node. */
+export interface NodeReservation {
+  nodeId: string;
+  instanceId: string;
+  resources: Resources;
+  /** Ports, ascending. */
+  ports: number[];
+  createdAt: Date;
+}
+
+/** Nodes, their capacity, reservations and port allocations. */
 export interface NodeRepository {
-  list(filter?: { status?: NodeStatus }): Promise<Node[]>;
+  /** Nodes (optionally of some statuses), ordered by id. Never includes credentials. */
+  list(filter?: { status?: NodeStatus | readonly NodeStatus[] }): Promise<Node[]>;
+  /** One node, or null. */
   get(id: string): Promise<Node | null>;
-  /** Registers a node (status ONLINE) with the hash of its credential. */
+  /** How many nodes are in each status (absent statuses count 0). */
+  countByStatus(): Promise<Partial<Record<NodeStatus, number>>>;
+  /**
+   * Registers a node (status ONLINE, nothing allocated) with the hash of its
+   * credential; its `reservedPorts` are taken for the host. CONFLICT when the
+   * id or the credential hash exists.
+   */
   create(node: NewNode, credentialHash: string, at: Date): Promise<Node>;
   /** The node whose credential hashes to `credentialHash`, or null. */
   findByCredentialHash(credentialHash: string): Promise<Node | null>;
-  /** Changes status (and the operator's drain intent when given). */
-  setStatus(id: string, status: NodeStatus, drainRequested?: boolean): Promise<Node>;
-  /** Updates what the node reports about itself (capacity, labels, runtimes, version). */
-  updateInventory(
+  /** Replaces a node's credential hash (rotation). NOT_FOUND when unknown. */
+  setCredentialHash(id: string, credentialHash: string): Promise<void>;
+  /**
+   * Sets the status (validate it with `NodeLifecycle` first), and the
+   * operator's drain intent and the last-seen time when given.
+   */
+  setStatus(
     id: string,
-    changes: Partial<Pick<Node, "capacity" | "labels" | "runtimes" | "agentVersion" | "portRange">>,
+    status: NodeStatus,
+    options?: { drainRequested?: boolean; lastSeenAt?: Date },
   ): Promise<Node>;
-  /** Records the last heartbeat time (written only when it matters, see DESIGN §5). */
+  /**
+   * Updates what the node reports about itself. Capacity may drop below what
+   * is allocated (nothing more fits until instances leave). New reserved ports
+   * are taken unless an instance holds them.
+   */
+  updateInventory(id: string, changes: NodeChanges): Promise<Node>;
+  /**
+   * Records the last heartbeat time: one cheap write, for callers that persist
+   * liveness only when it matters (DESIGN §5). NOT_FOUND when unknown.
+   */
   touch(id: string, at: Date): Promise<void>;
   /**
-   * Reserves resources and ports on a node, atomically: fails with CONFLICT
-   * (and reserves nothing) if capacity or any port is taken.
+   * Reserves resources and ports on an ONLINE node for an instance, atomically
+   * and enforced by the store (never over capacity × overcommit, never a port
+   * twice, even under concurrent callers). Fails with CONFLICT and reserves
+   * nothing when capacity is short (`details.reason: "capacity"`), a port is
+   * taken (`"ports"`, with `details.ports`), the node is not ONLINE
+   * (`"status"`), or the instance already holds a reservation (`"reserved"`).
+   * NOT_FOUND when the node is unknown.
    */
   reserve(
-    id: string,
+    nodeId: string,
     instanceId: string,
     resources: Resources,
     ports: readonly number[],
-  ): Promise<void>;
-  /** Releases everything an instance reserved on a node. */
-  release(id: string, instanceId: string): Promise<void>;
-  /** Ports allocated on a node. */
-  allocatedPorts(id: string): Promise<number[]>;
-  /** Deletes a node. CONFLICT while it holds instances. */
+    at: Date,
+  ): Promise<NodeReservation>;
+  /** Releases everything an instance holds; returns what was released (null when nothing). */
+  release(instanceId: string): Promise<NodeReservation | null>;
+  /** What an instance holds, or null. */
+  getReservation(instanceId: string): Promise<NodeReservation | null>;
+  /** Taken ports (by instances and for hosts), of one node or of all, by node then port. */
+  listPortAllocations(filter?: { nodeId?: string }): Promise<PortAllocation[]>;
+  /** Deletes a node. NOT_FOUND when unknown; CONFLICT while instances hold reservations on it. */
   delete(id: string): Promise<void>;
 }
