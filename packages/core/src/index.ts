@@ -30,3 +30,4 @@ export * from "./ports/template-storage.js";
 export * from "./ports/token-repository.js";
 export * from "./ports/user-repository.js";
 export * from "./protocol/agent-protocol.js";
+export * from "./runtime/index.js";
