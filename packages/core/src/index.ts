@@ -31,3 +31,4 @@ export * from "./ports/token-repository.js";
 export * from "./ports/user-repository.js";
 export * from "./protocol/agent-protocol.js";
 export * from "./runtime/index.js";
+export * from "./template-document/index.js";

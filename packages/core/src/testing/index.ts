@@ -5,3 +5,4 @@
 export * from "./fake-clock.js";
 export * from "./sequential-id-generator.js";
 export * from "./test-services.js";
+export * from "./template-storage-conformance.js";
