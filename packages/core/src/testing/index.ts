@@ -3,6 +3,7 @@
  * runs (one suite per port). Depends on vitest only where a suite is exported.
  */
 export * from "./fake-clock.js";
+export * from "./runtime-conformance.js";
 export * from "./sequential-id-generator.js";
 export * from "./test-services.js";
 export * from "./template-storage-conformance.js";
