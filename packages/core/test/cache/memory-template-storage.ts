@@ -52,8 +52,12 @@ export class MemoryTemplateStorage implements TemplateStorage {
   chunkSize = 64 * 1024;
   hooks: MemoryStorageHooks = {};
   readonly calls = { list: 0, read: 0, stat: 0, write: 0, delete: 0 };
-  bytesRead = 0;
-  private version = 0;
+  private readonly counters = { bytesRead: 0, version: 0 };
+
+  /** Body bytes handed out by reads so far. */
+  get bytesRead(): number {
+    return this.counters.bytesRead;
+  }
 
   private check(signal?: AbortSignal): void {
     signal?.throwIfAborted();
@@ -70,7 +74,7 @@ export class MemoryTemplateStorage implements TemplateStorage {
     const entry: Entry = {
       bytes: Buffer.from(content),
       mode,
-      etag: `m${++this.version}`,
+      etag: `m${++this.counters.version}`,
       modifiedAt: new Date(),
     };
     files.set(path, entry);
@@ -139,8 +143,9 @@ export class MemoryTemplateStorage implements TemplateStorage {
     const snapshot = entry.bytes.subarray(options.offset ?? 0);
     const hooks = this.hooks;
     const chunkSize = this.chunkSize;
+    const counters = this.counters;
     const count = (n: number) => {
-      this.bytesRead += n;
+      counters.bytesRead += n;
     };
     async function* body(): AsyncGenerator<Uint8Array> {
       for (let offset = 0, index = 0; offset < snapshot.length; offset += chunkSize, index++) {
