@@ -1,0 +1,181 @@
+/**
+ * The event log. Seqs come from a counter row updated in the appending
+ * transaction: its row lock is held until commit, so seqs are handed out in
+ * commit order and a reader resuming after seq N can never miss a smaller seq
+ * committed later (an AUTO_INCREMENT column would allow exactly that gap).
+ */
+import {
+  type Actor,
+  type EventRepository,
+  INSTANCE_STATES,
+  type InstanceEvent,
+  type InstanceState,
+  type LoggedEvent,
+  NODE_STATUSES,
+  type NodeEvent,
+  type NodeStatus,
+} from "@orchestrator/core";
+import {
+  checkActor,
+  checkDate,
+  checkInt,
+  checkOneOf,
+  checkString,
+  MAX_ID,
+  MAX_TEXT,
+  num,
+  toDate,
+} from "./codec.js";
+import type { EventsTable } from "./schema.js";
+import type { SqlScope } from "./sql-executor.js";
+
+const EVENTS_SEQUENCE = "events";
+
+function actorOf(row: EventsTable): Actor {
+  return { kind: row.actor_kind as Actor["kind"], id: row.actor_id };
+}
+
+function toInstanceEvent(row: EventsTable): InstanceEvent {
+  return {
+    seq: num(row.seq),
+    instanceId: row.subject_id,
+    from: row.from_state as InstanceState,
+    to: row.to_state as InstanceState,
+    at: toDate(row.at),
+    reason: row.reason,
+    actor: actorOf(row),
+  };
+}
+
+function toNodeEvent(row: EventsTable): NodeEvent {
+  return {
+    seq: num(row.seq),
+    nodeId: row.subject_id,
+    from: row.from_state as NodeStatus,
+    to: row.to_state as NodeStatus,
+    at: toDate(row.at),
+    reason: row.reason,
+    actor: actorOf(row),
+  };
+}
+
+function toLogged(row: EventsTable): LoggedEvent {
+  return row.kind === "node"
+    ? { kind: "node", ...toNodeEvent(row) }
+    : { kind: "instance", ...toInstanceEvent(row) };
+}
+
+/** Takes the next value of a counter; the row stays locked until the transaction ends. */
+export async function nextSequenceValue(scope: SqlScope, name: string): Promise<number> {
+  await scope.write((db) =>
+    db
+      .updateTable("orch_sequences")
+      .set((eb) => ({ value: eb("value", "+", 1) }))
+      .where("name", "=", name)
+      .execute(),
+  );
+  const row = await scope.read((db) =>
+    db
+      .selectFrom("orch_sequences")
+      .select("value")
+      .where("name", "=", name)
+      .executeTakeFirstOrThrow(),
+  );
+  return num(row.value);
+}
+
+export class SqlEventRepository implements EventRepository {
+  readonly #scope: SqlScope;
+
+  constructor(scope: SqlScope) {
+    this.#scope = scope;
+  }
+
+  async append(event: Omit<InstanceEvent, "seq">): Promise<InstanceEvent> {
+    const row = await this.#insert({
+      kind: "instance",
+      subject_id: checkString("instanceId", event.instanceId, MAX_ID),
+      from_state: checkOneOf("from", event.from, INSTANCE_STATES),
+      to_state: checkOneOf("to", event.to, INSTANCE_STATES),
+      at: checkDate("at", event.at),
+      reason: checkString("reason", event.reason, MAX_TEXT, 0),
+      ...this.#actor(event.actor),
+    });
+    return toInstanceEvent(row);
+  }
+
+  async appendNodeEvent(event: Omit<NodeEvent, "seq">): Promise<NodeEvent> {
+    const row = await this.#insert({
+      kind: "node",
+      subject_id: checkString("nodeId", event.nodeId, MAX_ID),
+      from_state: checkOneOf("from", event.from, NODE_STATUSES),
+      to_state: checkOneOf("to", event.to, NODE_STATUSES),
+      at: checkDate("at", event.at),
+      reason: checkString("reason", event.reason, MAX_TEXT, 0),
+      ...this.#actor(event.actor),
+    });
+    return toNodeEvent(row);
+  }
+
+  async listAfter(afterSeq: number, limit: number): Promise<LoggedEvent[]> {
+    const after = checkInt("afterSeq", afterSeq, 0, Number.MAX_SAFE_INTEGER);
+    const max = checkInt("limit", limit, 1, 10_000);
+    const rows = await this.#scope.read((db) =>
+      db
+        .selectFrom("orch_events")
+        .selectAll()
+        .where("seq", ">", after)
+        .orderBy("seq")
+        .limit(max)
+        .execute(),
+    );
+    return rows.map(toLogged);
+  }
+
+  async listForInstance(
+    instanceId: string,
+    options: { afterSeq?: number; limit?: number } = {},
+  ): Promise<InstanceEvent[]> {
+    const after = checkInt("afterSeq", options.afterSeq ?? 0, 0, Number.MAX_SAFE_INTEGER);
+    const limit =
+      options.limit === undefined ? undefined : checkInt("limit", options.limit, 1, 10_000);
+    const rows = await this.#scope.read((db) => {
+      let query = db
+        .selectFrom("orch_events")
+        .selectAll()
+        .where("subject_id", "=", instanceId)
+        .where("kind", "=", "instance")
+        .where("seq", ">", after)
+        .orderBy("seq");
+      if (limit !== undefined) query = query.limit(limit);
+      return query.execute();
+    });
+    return rows.map(toInstanceEvent);
+  }
+
+  async lastSeq(): Promise<number> {
+    // The counter only moves in committing transactions: its committed value is the last seq.
+    const row = await this.#scope.read((db) =>
+      db
+        .selectFrom("orch_sequences")
+        .select("value")
+        .where("name", "=", EVENTS_SEQUENCE)
+        .executeTakeFirst(),
+    );
+    return row ? num(row.value) : 0;
+  }
+
+  #actor(actor: Actor): { actor_kind: string; actor_id: string } {
+    checkActor("actor", actor);
+    return { actor_kind: actor.kind, actor_id: actor.id };
+  }
+
+  async #insert(values: Omit<EventsTable, "seq">): Promise<EventsTable> {
+    return this.#scope.atomic(async (scope) => {
+      const seq = await nextSequenceValue(scope, EVENTS_SEQUENCE);
+      const row: EventsTable = { seq, ...values };
+      await scope.write((db) => db.insertInto("orch_events").values(row).execute());
+      return row;
+    });
+  }
+}

@@ -1,0 +1,14 @@
+/** Options of `createSqliteDialect`. */
+export interface SqliteDialectConfig {
+  /** Path of the database file (its folder is created), or `:memory:`. */
+  filename: string;
+  /** How long a writer waits for another process holding the write lock, in ms (default 5,000). */
+  busyTimeoutMs?: number;
+  /** How many prepared statements are kept for reuse (default 256). */
+  statementCacheSize?: number;
+  /**
+   * `synchronous` pragma for files (default `NORMAL`: with WAL, a crash of the
+   * machine may lose the last commits but never corrupts; `FULL` syncs every commit).
+   */
+  synchronous?: "OFF" | "NORMAL" | "FULL";
+}
