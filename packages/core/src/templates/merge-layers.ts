@@ -448,6 +448,8 @@ class LayerMerge {
       placed.set(file, result);
     };
     await forEachConcurrent(written, this.#concurrency, work, this.#signal);
+    // Completion order is arbitrary: report in path order.
+    this.#reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
     if (this.#strict && this.#reports.some((report) => report.unknownCount > 0)) {
       throw unknownVariablesError(this.#reports.filter((report) => report.unknownCount > 0));
     }
