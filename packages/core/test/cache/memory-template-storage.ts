@@ -49,6 +49,8 @@ export class MemoryTemplateStorage implements TemplateStorage {
   down = false;
   /** Report a `sha256:` digest on reads (a storage that vouches for content). */
   vouchDigest = true;
+  /** Also report it in listings (as S3 does with MD5 ETags). */
+  listDigest = false;
   chunkSize = 64 * 1024;
   hooks: MemoryStorageHooks = {};
   readonly calls = { list: 0, read: 0, stat: 0, write: 0, delete: 0 };
@@ -109,8 +111,8 @@ export class MemoryTemplateStorage implements TemplateStorage {
     const files = this.layers.get(layer);
     if (!files || files.size === 0) throw new NotFoundError("layer", layer);
     return [...files].map(([path, entry]) => {
-      const { digest: _digest, ...listed } = this.describe(path, entry);
-      return listed;
+      const { digest, ...listed } = this.describe(path, entry);
+      return this.listDigest && digest ? { ...listed, digest } : listed;
     });
   }
 
