@@ -27,10 +27,16 @@ export function parseDatabaseUrl(url: string): ParsedDatabaseUrl {
     return { flavor: "sqlite", filename };
   }
   if (text.startsWith("mysql://") || text.startsWith("mariadb://")) {
+    let host = "";
     try {
-      new URL(text);
+      host = new URL(text).hostname;
     } catch {
-      throw new ValidationError([{ path: "databaseUrl", message: "is not a valid mysql:// URL" }]);
+      // reported below
+    }
+    if (!host) {
+      throw new ValidationError([
+        { path: "databaseUrl", message: "is not a valid mysql://user:password@host/database URL" },
+      ]);
     }
     return { flavor: "mysql", url: text };
   }
