@@ -753,7 +753,7 @@ function filteredCounts(state: ClusterState, cr: CompiledRequest, tally: Tally):
     out.push({
       filter: "cpu",
       count: tally.cpu,
-      reason: `insufficient CPU (need ${formatAmount(cr.cpu)} cores, best has ${formatAmount(Math.max(0, tally.cpuBest))})`,
+      reason: `insufficient CPU (need ${formatAmount(cr.cpu)} ${cr.cpu === 1 ? "core" : "cores"}, best has ${formatAmount(Math.max(0, tally.cpuBest))})`,
     });
   if (tally.disk > 0)
     out.push({
