@@ -11,7 +11,9 @@ if (existsSync(".services.env")) {
 }
 
 // Workspace packages are imported from source (no build needed to test).
-const conditions = ["@orchestrator/source", "module", "node", "import", "default"];
+// No "module" condition: it selects bundler-only builds (the AWS SDK's dist-es,
+// extensionless imports) that Node then fails to load when vitest externalizes them.
+const conditions = ["@orchestrator/source", "node", "import", "default"];
 
 const packages = readdirSync("packages").filter((name) => existsSync(`packages/${name}/test`));
 
