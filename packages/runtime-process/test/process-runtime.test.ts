@@ -173,6 +173,14 @@ process.exit(0);
       const exits: (number | null)[] = [];
       await next.onExit((exit) => exits.push(exit.exitCode));
       await next.sendInput(s.instanceId, "hello orphan");
+      await waitUntilReady(
+        next,
+        s.instanceId,
+        { kind: "log", pattern: /^echo: hello orphan$/ },
+        {
+          timeoutMs: 10_000,
+        },
+      );
       const stopped = await next.stop(s.instanceId);
       expect(stopped).toMatchObject({ status: "exited", exitCode: 0 });
       expect(exits).toEqual([0]);

@@ -229,6 +229,13 @@ export function describeRuntimeConformance(name: string, harness: RuntimeConform
           { timeoutMs: readyTimeoutMs },
         );
         expect(ready.line?.stream).toBe("stdout");
+        // stdout and stderr are separate streams: the stderr line may come a moment later.
+        const warning = await waitForLogLine(
+          (signal) => runtime.logs(spec.instanceId, { follow: true, signal }),
+          /^warming up on stderr$/,
+          { timeoutMs: 10 * SECOND },
+        );
+        expect(warning.stream).toBe("stderr");
 
         const lines = await collect(await runtime.logs(spec.instanceId));
         expect(lines).toContainEqual(
