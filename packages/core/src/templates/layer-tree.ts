@@ -7,9 +7,11 @@
  * layer is read. Nothing is written here.
  */
 import type { Stats } from "node:fs";
-import { lstat, opendir } from "node:fs/promises";
+import { lstatSync, opendirSync, readdirSync } from "node:fs";
+import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { TemplateInvalidError } from "../errors/orchestrator-error.js";
+import { EventLoopSlicer } from "./concurrency.js";
 import { caseFoldKey, entryNameProblem } from "./entry-name.js";
 import type { FilePolicy } from "./file-policy.js";
 import type { MergeLimits } from "./merge-limits.js";
@@ -60,20 +62,11 @@ function newDirectory(layer: number, mode: number): DirectoryNode {
 /** Root names the merge keeps for itself. */
 const RESERVED_ROOT_NAMES = new Set([caseFoldKey(MANIFEST_FILE)]);
 
-/** How many `lstat`s run at once while reading one directory. */
-const LSTAT_BATCH = 64;
-
-async function lstatAll(dir: string, names: readonly string[]): Promise<Stats[]> {
-  const stats: Stats[] = new Array(names.length);
-  for (let start = 0; start < names.length; start += LSTAT_BATCH) {
-    const batch = names.slice(start, start + LSTAT_BATCH);
-    const results = await Promise.all(batch.map((name) => lstat(join(dir, name))));
-    results.forEach((stat, offset) => {
-      stats[start + offset] = stat;
-    });
-  }
-  return stats;
-}
+/**
+ * Directories whose own size (bytes of entries) is above this are read as a
+ * stream and cut off at the entry cap; smaller ones in one `readdir` call.
+ */
+const STREAMED_DIRECTORY_BYTES = 256 * 1024;
 
 function typeProblem(stat: Stats): string | undefined {
   if (stat.isSymbolicLink()) return "is a symbolic link";
@@ -104,6 +97,7 @@ export class LayerTreeBuilder {
     this.#policy = policy;
     this.#limits = limits;
     this.#signal = signal;
+    this.#slicer = new EventLoopSlicer(signal);
   }
 
   #fail(layer: number, path: string, reason: string): never {
@@ -132,9 +126,49 @@ export class LayerTreeBuilder {
       if (!stat.isDirectory()) this.#fail(layer, "", "is not a directory");
       this.#inodes = new Map();
       this.root.layer = layer;
-      await this.#readDirectory(layer, source.dir, "", this.root, 0);
+      await this.#readDirectory(layer, source.dir, "", this.root, 0, stat.size);
     }
     return this.root;
+  }
+
+  /** Metadata is read synchronously in slices (see `EventLoopSlicer`). */
+  readonly #slicer: EventLoopSlicer;
+
+  async #list(layer: number, dir: string, path: string, size: number): Promise<string[]> {
+    if (size <= STREAMED_DIRECTORY_BYTES) {
+      const names = readdirSync(dir);
+      this.#entries += names.length;
+      if (this.#entries > this.#limits.maxEntries) {
+        this.#fail(layer, path, `takes the template over ${this.#limits.maxEntries} entries`);
+      }
+      return names;
+    }
+    // Streamed: a hostile directory with millions of entries fails at the cap
+    // instead of being read into memory first.
+    const names: string[] = [];
+    const handle = opendirSync(dir, { bufferSize: 256 });
+    try {
+      for (let entry = handle.readSync(); entry !== null; entry = handle.readSync()) {
+        this.#entries += 1;
+        if (this.#entries > this.#limits.maxEntries) {
+          this.#fail(layer, path, `takes the template over ${this.#limits.maxEntries} entries`);
+        }
+        names.push(entry.name);
+        await this.#slicer.tick();
+      }
+    } finally {
+      handle.closeSync();
+    }
+    return names;
+  }
+
+  async #lstatAll(names: readonly string[], dir: string): Promise<Stats[]> {
+    const stats: Stats[] = [];
+    for (const name of names) {
+      stats.push(lstatSync(join(dir, name)));
+      await this.#slicer.tick();
+    }
+    return stats;
   }
 
   async #readDirectory(
@@ -143,25 +177,16 @@ export class LayerTreeBuilder {
     path: string,
     node: DirectoryNode,
     depth: number,
+    size: number,
   ): Promise<void> {
     this.#signal?.throwIfAborted();
-    // Iterated (not readdir): a hostile directory with millions of entries
-    // fails at the cap instead of being read into memory first.
-    const names: string[] = [];
-    for await (const entry of await opendir(dir, { bufferSize: 256 })) {
-      this.#entries += 1;
-      if (this.#entries > this.#limits.maxEntries) {
-        this.#fail(layer, path, `takes the template over ${this.#limits.maxEntries} entries`);
-      }
-      names.push(entry.name);
-    }
-    names.sort();
+    const names = (await this.#list(layer, dir, path, size)).sort();
     const childPath = (name: string) => (path ? `${path}/${name}` : name);
     for (const name of names) {
       const problem = entryNameProblem(name, this.#limits.maxNameBytes);
       if (problem) this.#fail(layer, childPath(name), problem);
     }
-    const stats = await lstatAll(dir, names);
+    const stats = await this.#lstatAll(names, dir);
 
     // Whiteouts first: they delete what lower layers put here, never this layer's own entries.
     const regular: number[] = [];
@@ -247,7 +272,7 @@ export class LayerTreeBuilder {
           node.children.set(name, child);
           node.folds.set(fold, name);
         }
-        await this.#readDirectory(layer, absolute, relative, child, depth + 1);
+        await this.#readDirectory(layer, absolute, relative, child, depth + 1, stat.size);
         continue;
       }
       const identity = `${stat.dev}:${stat.ino}`;

@@ -9,7 +9,7 @@
  * ones, and files the template does not own are never touched.
  */
 import { createHash } from "node:crypto";
-import { constants, type Stats } from "node:fs";
+import { chmodSync, constants, lstatSync, mkdirSync, type Stats } from "node:fs";
 import {
   chmod,
   lstat,
@@ -38,7 +38,7 @@ import {
   unknownVariablesError,
   VariableSubstituter,
 } from "../variables/variable-substituter.js";
-import { forEachConcurrent } from "./concurrency.js";
+import { EventLoopSlicer, forEachConcurrent } from "./concurrency.js";
 import { FileCopier, type PlacementMethod } from "./file-copier.js";
 import { FilePolicy, type StructuredFormat } from "./file-policy.js";
 import {
@@ -139,6 +139,11 @@ interface Placed {
 }
 
 const STAGING_MARKER = ".orch-staging-";
+/**
+ * Substituted files up to this size are read and written synchronously (see
+ * `substituteFileSync`; the event loop is yielded between files); bigger ones stream.
+ */
+const SYNC_SUBSTITUTION_BYTES = 256 * 1024;
 /** Instance directories keep owner rwx so they can always be re-prepared and deleted. */
 const OWNER_RWX = 0o700;
 
@@ -149,6 +154,15 @@ function digest(parts: readonly string[]): string {
 function parentOf(path: string): string {
   const slash = path.lastIndexOf("/");
   return slash < 0 ? "" : path.slice(0, slash);
+}
+
+function lstatSyncOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
+    throw error;
+  }
 }
 
 async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
@@ -228,6 +242,8 @@ class LayerMerge {
   readonly #substituter: VariableSubstituter;
   readonly #variables: ResolvedVariables;
   readonly #copier = new FileCopier();
+  /** Yields to the event loop between synchronously substituted files. */
+  readonly #fileSlicer: EventLoopSlicer;
   readonly #reports: SubstitutionReport[] = [];
   readonly #binary: string[] = [];
   readonly #methods: Record<PlacementMethod, number> = {
@@ -264,6 +280,7 @@ class LayerMerge {
     }
     this.#concurrency = concurrency;
     this.#signal = options.signal;
+    this.#fileSlicer = new EventLoopSlicer(options.signal, 64);
     // Strictness is applied over all files at once (every unknown listed), not per file.
     this.#substituter = new VariableSubstituter(options.variables ?? {}, { strict: false });
     this.#variables = this.#substituter.variables;
@@ -413,10 +430,18 @@ class LayerMerge {
       return { method: "write", size: data.length, substituted: file.substitute, uses };
     }
     if (file.substitute) {
-      const report = await this.#substituter.substituteFile(file.top.absolutePath, destination, {
-        source: file.path,
-        mode: file.mode,
-      });
+      const options = { source: file.path, mode: file.mode };
+      let report: SubstitutionReport;
+      if (file.top.size <= SYNC_SUBSTITUTION_BYTES) {
+        report = this.#substituter.substituteFileSync(file.top.absolutePath, destination, options);
+        await this.#fileSlicer.tick();
+      } else {
+        report = await this.#substituter.substituteFile(
+          file.top.absolutePath,
+          destination,
+          options,
+        );
+      }
       if (report.binary) {
         this.#binary.push(file.path);
         return { method: "copy", size: report.bytesWritten, substituted: false };
@@ -533,15 +558,17 @@ class LayerMerge {
     directories: readonly PlannedDirectory[],
     files: readonly PlannedFile[],
   ): Promise<MergeResult> {
+    const slicer = new EventLoopSlicer(this.#signal);
     for (const directory of directories) {
-      this.#signal?.throwIfAborted();
-      await mkdir(join(staging, directory.path), { mode: directory.mode });
+      mkdirSync(join(staging, directory.path), { mode: directory.mode });
+      await slicer.tick();
     }
     const placed = await this.#placeAll(files, (file) => join(staging, file.path));
     // Exact modes (mkdir's are filtered by the umask).
-    await forEachConcurrent(directories, this.#concurrency, (directory) =>
-      chmod(join(staging, directory.path), directory.mode),
-    );
+    for (const directory of directories) {
+      chmodSync(join(staging, directory.path), directory.mode);
+      await slicer.tick();
+    }
     const entries = [
       ...directories.map((directory) => this.#directoryEntry(directory)),
       ...files.map((file) => this.#fileEntry(file, placed.get(file)!)),
@@ -599,12 +626,14 @@ class LayerMerge {
       const parent = parentOf(path);
       return parent === "" || directoryActions.get(parent) === "exists";
     };
+    const slicer = new EventLoopSlicer(this.#signal);
     for (const directory of directories) {
       if (!parentExists(directory.path)) {
         directoryActions.set(directory.path, "create");
         continue;
       }
-      const stat = await lstatOrUndefined(join(target, directory.path));
+      await slicer.tick();
+      const stat = lstatSyncOrUndefined(join(target, directory.path));
       if (!stat) directoryActions.set(directory.path, "create");
       else if (stat.isDirectory()) {
         directoryActions.set(directory.path, "exists");
@@ -618,39 +647,34 @@ class LayerMerge {
     }
     const toWrite: { file: PlannedFile; replace: "none" | "file" | "directory" }[] = [];
     const kept: ManifestEntry[] = [];
-    await forEachConcurrent(
-      files,
-      32,
-      async (file) => {
-        if (!parentExists(file.path)) {
-          toWrite.push({ file, replace: "none" });
-          return;
-        }
-        const stat = await lstatOrUndefined(join(target, file.path));
-        if (!stat) {
-          toWrite.push({ file, replace: "none" });
-        } else if (stat.isFile()) {
-          const old = owned.get(file.path);
-          if (old?.kind === "file" && this.#unchanged(file, old, stat, writtenBefore))
-            kept.push(old);
-          else toWrite.push({ file, replace: "file" });
-        } else if (stat.isDirectory()) {
-          if (!(await this.#onlyOwned(file.path, owned))) {
-            throw conflict(
-              file.path,
-              "is a directory holding files the template does not own, where the template has a file",
-            );
-          }
-          toWrite.push({ file, replace: "directory" });
-        } else {
+    for (const file of files) {
+      if (!parentExists(file.path)) {
+        toWrite.push({ file, replace: "none" });
+        continue;
+      }
+      await slicer.tick();
+      const stat = lstatSyncOrUndefined(join(target, file.path));
+      if (!stat) {
+        toWrite.push({ file, replace: "none" });
+      } else if (stat.isFile()) {
+        const old = owned.get(file.path);
+        if (old?.kind === "file" && this.#unchanged(file, old, stat, writtenBefore)) kept.push(old);
+        else toWrite.push({ file, replace: "file" });
+      } else if (stat.isDirectory()) {
+        if (!(await this.#onlyOwned(file.path, owned))) {
           throw conflict(
             file.path,
-            "is a symbolic link or special file where the template has a file (never written through)",
+            "is a directory holding files the template does not own, where the template has a file",
           );
         }
-      },
-      this.#signal,
-    );
+        toWrite.push({ file, replace: "directory" });
+      } else {
+        throw conflict(
+          file.path,
+          "is a symbolic link or special file where the template has a file (never written through)",
+        );
+      }
+    }
     toWrite.sort((a, b) => (a.file.path < b.file.path ? -1 : 1));
 
     // 2. Build every changed file in staging (flat names), substituted ones first.
@@ -669,9 +693,10 @@ class LayerMerge {
     this.#signal?.throwIfAborted();
     for (const directory of directories) {
       const action = directoryActions.get(directory.path);
+      if (action === "exists") continue;
       const path = join(target, directory.path);
       if (action === "replace-file") await unlink(path);
-      if (action !== "exists") await mkdir(path, { mode: directory.mode });
+      await mkdir(path, { mode: directory.mode });
     }
     await forEachConcurrent(toWrite, this.#concurrency, async ({ file, replace }, index) => {
       const destination = join(target, file.path);
@@ -680,11 +705,12 @@ class LayerMerge {
     });
     const planned = new Set([...directories.map((d) => d.path), ...files.map((f) => f.path)]);
     const removed = await this.#removeDropped(owned, planned);
-    await forEachConcurrent(directories, this.#concurrency, async (directory) => {
+    for (const directory of directories) {
       if (currentModes.get(directory.path) !== directory.mode) {
-        await chmod(join(target, directory.path), directory.mode);
+        chmodSync(join(target, directory.path), directory.mode);
+        await slicer.tick();
       }
-    });
+    }
 
     const entries = [
       ...directories.map((directory) => this.#directoryEntry(directory)),

@@ -21,6 +21,8 @@ export const RESERVED_VARIABLE_NAMES: ReadonlySet<string> = new Set([
   "ENV",
   "BASH_ENV",
   "CDPATH",
+  "SHELLOPTS",
+  "BASHOPTS",
   "PS4",
   "PROMPT_COMMAND",
   "TMPDIR",

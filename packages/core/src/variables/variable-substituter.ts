@@ -3,7 +3,15 @@
  * same byte scanner. Only the variables given to the constructor are visible:
  * never `process.env`, never agent or brain configuration.
  */
-import { constants } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { type FileHandle, open, rm } from "node:fs/promises";
 import { TemplateInvalidError } from "../errors/orchestrator-error.js";
 import { isBinaryContent } from "./binary-content.js";
@@ -244,6 +252,53 @@ export class VariableSubstituter {
     } finally {
       await input.close();
     }
+  }
+
+  /**
+   * `substituteFile` with synchronous I/O, for small files (it reads `from`
+   * whole): one read and one write instead of seven thread-pool round trips,
+   * several times cheaper when a merge substitutes thousands of config files.
+   */
+  substituteFileSync(
+    from: string,
+    to: string,
+    options: { source?: string; mode?: number; detectBinary?: boolean } = {},
+  ): SubstitutionReport {
+    const source = options.source ?? from;
+    const data = readFileSync(from, { flag: constants.O_RDONLY | constants.O_NOFOLLOW });
+    const scanner = this.createScanner();
+    let pieces: Buffer[];
+    let report: SubstitutionReport;
+    if ((options.detectBinary ?? true) && isBinaryContent(data)) {
+      pieces = [data];
+      report = {
+        ...this.#report(source, scanner, true),
+        bytesRead: data.length,
+        bytesWritten: data.length,
+      };
+    } else {
+      pieces = [];
+      scanner.push(data, pieces);
+      scanner.end(pieces);
+      report = this.#report(source, scanner);
+      if (this.strict && report.unknownCount > 0) throw unknownVariablesError([report]);
+    }
+    const fd = openSync(
+      to,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      options.mode ?? 0o644,
+    );
+    try {
+      let rest = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+      while (rest.length > 0) rest = rest.subarray(writeSync(fd, rest));
+      if (options.mode !== undefined) fchmodSync(fd, options.mode);
+    } catch (error) {
+      closeSync(fd);
+      rmSync(to, { force: true });
+      throw error;
+    }
+    closeSync(fd);
+    return report;
   }
 
   async #copySubstituted(
