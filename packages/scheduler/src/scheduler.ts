@@ -15,7 +15,7 @@
 import type { Resources } from "@orchestrator/core";
 import { OrchestratorError, ValidationError } from "@orchestrator/core";
 import { ClusterState, EPSILON, GRID, PreparedCluster, SCHEDULABLE } from "./cluster-state.js";
-import { describeConstraint } from "./constraint.js";
+import { constraintKey, describeConstraint } from "./constraint.js";
 import {
   countLine,
   type Explanation,
@@ -27,6 +27,7 @@ import {
 } from "./explanation.js";
 import type { NodeSnapshot } from "./node-snapshot.js";
 import {
+  type Affinity,
   assertValidRequest,
   type Constraint,
   type PlacementRequest,
@@ -207,54 +208,80 @@ class StateNodeView implements NodeView {
   }
 }
 
-function compile(
-  state: ClusterState,
-  request: PlacementRequest,
-  options: ResolvedOptions,
-): CompiledRequest {
+/** What a request's affinities compile to; depends only on them and the snapshot's labels. */
+interface AffinityAnalysis {
+  readonly tests: readonly (LabelTest & { weight: number })[];
+  /** Divides the sum of matched weights: 100, or the sum of |weights| when larger. */
+  readonly scale: number;
+  /** The highest affinity sum a node can reach. */
+  readonly max: number;
+  /** Schedulable nodes reaching `max`, when few; most allocated first. */
+  readonly preferred: Int32Array | null;
+  /** The highest sum any other node can reach. */
+  readonly maxOthers: number;
+  /** Per label: the affinity sum of each value slot (slot = value id + 1; 0 = label absent). */
+  readonly groups: readonly { label: string; sums: Float64Array }[];
+}
+
+const NO_AFFINITY: AffinityAnalysis = {
+  tests: [],
+  scale: 100,
+  max: 0,
+  preferred: null,
+  maxOthers: 0,
+  groups: [],
+};
+const affinityCache = new WeakMap<PreparedCluster, Map<string, AffinityAnalysis>>();
+
+/**
+ * Per label: the best and second-best sums over its values. Nodes reaching the
+ * best of every label are "preferred"; when few, they are evaluated first and
+ * every other node is bounded by the next level down, which keeps a rare
+ * affinity ("prefer the GPU nodes") from widening the search. Cached per
+ * snapshot: requests repeat the same affinities.
+ */
+function analyseAffinities(state: ClusterState, list: readonly Affinity[]): AffinityAnalysis {
   const cluster = state.cluster;
-  const w = options.weights;
-  const constraints = (request.constraints ?? []).map((constraint) => ({
-    column: cluster.labelColumn(constraint.label).valueIds,
-    table: cluster.matchTable(constraint),
-    constraint,
-  }));
-  let affinityWeight = 0;
-  // The best affinity sum any label value can reach, per label: a tight bound
-  // (an affinity to a value no node has cannot make the search look further).
+  let key = "";
+  for (const affinity of list) key += `${constraintKey(affinity)}\u0002${affinity.weight}\u0003`;
+  let cache = affinityCache.get(cluster);
+  if (cache === undefined) {
+    cache = new Map();
+    affinityCache.set(cluster, cache);
+  }
+  const cached = cache.get(key);
+  if (cached !== undefined) return cached;
+  let weightSum = 0;
   const byLabel = new Map<string, (LabelTest & { weight: number })[]>();
-  const affinities: (LabelTest & { weight: number })[] = [];
-  if (w.affinity > 0)
-    for (const affinity of request.affinities ?? []) {
-      if (affinity.weight === 0) continue;
-      affinityWeight += Math.abs(affinity.weight);
-      const test = {
-        column: cluster.labelColumn(affinity.label).valueIds,
-        table: cluster.matchTable(affinity),
-        weight: affinity.weight,
-      };
-      affinities.push(test);
-      let group = byLabel.get(affinity.label);
-      if (group === undefined) {
-        group = [];
-        byLabel.set(affinity.label, group);
-      }
-      group.push(test);
+  const tests: (LabelTest & { weight: number })[] = [];
+  for (const affinity of list) {
+    if (affinity.weight === 0) continue;
+    weightSum += Math.abs(affinity.weight);
+    const test = {
+      column: cluster.labelColumn(affinity.label).valueIds,
+      table: cluster.matchTable(affinity),
+      weight: affinity.weight,
+    };
+    tests.push(test);
+    let group = byLabel.get(affinity.label);
+    if (group === undefined) {
+      group = [];
+      byLabel.set(affinity.label, group);
     }
+    group.push(test);
+  }
   // Scaled by 100 so one affinity of weight 30 counts as 0.3, and by the sum
   // when several add up past 100, keeping the score within -1..1.
-  const affinityScale = Math.max(100, affinityWeight);
-  // Per label: the best and second-best sums over its values. Nodes that reach
-  // the best of every label are "preferred"; when few, they are evaluated
-  // first, and every other node is bounded by the next level down, which
-  // keeps a rare affinity ("prefer the GPU nodes") from widening the search.
-  let affinityMax = 0;
+  const scale = Math.max(100, weightSum);
+  let max = 0;
   let smallestDrop = Number.POSITIVE_INFINITY;
   let narrowest: { label: string; slots: number[]; size: number } | null = null;
   const discriminating: { tests: (LabelTest & { weight: number })[]; max: number }[] = [];
+  const groups: { label: string; sums: Float64Array }[] = [];
   for (const [label, group] of byLabel) {
     const slots = group[0]!.table.length;
     const sums = new Float64Array(slots);
+    groups.push({ label, sums });
     let best = Number.NEGATIVE_INFINITY;
     for (let slot = 0; slot < slots; slot += 1) {
       let sum = 0;
@@ -262,7 +289,7 @@ function compile(
       sums[slot] = sum;
       if (sum > best) best = sum;
     }
-    affinityMax += best;
+    max += best;
     let second = Number.NEGATIVE_INFINITY;
     const bestSlots: number[] = [];
     for (let slot = 0; slot < slots; slot += 1)
@@ -277,7 +304,7 @@ function compile(
     if (narrowest === null || size < narrowest.size) narrowest = { label, slots: bestSlots, size };
   }
   let preferred: Int32Array | null = null;
-  let affinityMaxOthers = affinityMax;
+  let maxOthers = max;
   if (narrowest !== null && narrowest.size <= Math.max(64, cluster.size >> 4)) {
     const lists = cluster.labelNodes(narrowest.label);
     const chosen: number[] = [];
@@ -297,8 +324,64 @@ function compile(
         }
         if (atBest) chosen.push(i);
       }
+    // Likely winners first, so the others are pruned by their bound.
+    chosen.sort((a, b) => state.compare(a, b));
     preferred = Int32Array.from(chosen);
-    affinityMaxOthers = affinityMax - smallestDrop;
+    maxOthers = max - smallestDrop;
+  }
+  const analysis: AffinityAnalysis = { tests, scale, max, preferred, maxOthers, groups };
+  if (cache.size >= 1024) cache.clear();
+  cache.set(key, analysis);
+  return analysis;
+}
+
+function compile(
+  state: ClusterState,
+  request: PlacementRequest,
+  options: ResolvedOptions,
+): CompiledRequest {
+  const cluster = state.cluster;
+  const w = options.weights;
+  const constraints = (request.constraints ?? []).map((constraint) => ({
+    column: cluster.labelColumn(constraint.label).valueIds,
+    table: cluster.matchTable(constraint),
+    constraint,
+  }));
+  // Which values of a label the request's constraints leave open (slot = value id + 1):
+  // a soft score only a constrained-out value could reach must not loosen the bounds.
+  const allowedSlots = (label: string, slots: number): Uint8Array | null => {
+    let allowed: Uint8Array | null = null;
+    for (const test of constraints) {
+      if (test.constraint.label !== label) continue;
+      allowed ??= new Uint8Array(slots).fill(1);
+      for (let slot = 0; slot < slots; slot += 1) if (test.table[slot] === 0) allowed[slot] = 0;
+    }
+    return allowed;
+  };
+  const affinity =
+    w.affinity > 0 && request.affinities !== undefined && request.affinities.length > 0
+      ? analyseAffinities(state, request.affinities)
+      : NO_AFFINITY;
+  const { tests: affinities, scale: affinityScale } = affinity;
+  let affinityMax = affinity.max;
+  let preferred = affinity.preferred;
+  let affinityMaxOthers = affinity.maxOthers;
+  if (constraints.length > 0 && affinity.groups.length > 0) {
+    let constrained = 0;
+    for (const group of affinity.groups) {
+      const allowed = allowedSlots(group.label, group.sums.length);
+      let best = Number.NEGATIVE_INFINITY;
+      for (let slot = 0; slot < group.sums.length; slot += 1)
+        if ((allowed === null || allowed[slot] === 1) && group.sums[slot]! > best)
+          best = group.sums[slot]!;
+      constrained += best === Number.NEGATIVE_INFINITY ? 0 : best;
+    }
+    if (constrained < affinityMax) {
+      // The top level is out of reach: bound every node by what is left.
+      affinityMax = constrained;
+      preferred = null;
+      affinityMaxOthers = constrained;
+    }
   }
   const ports = request.ports ?? [];
   const staticPorts: number[] = [];
@@ -312,34 +395,35 @@ function compile(
       : null;
   const spreads: CompiledSpread[] = [];
   let spreadsCapped = false;
+  let spreadMax = 0;
   if (template !== undefined)
     for (const rule of request.spread ?? []) {
       const column = cluster.labelColumn(rule.label);
       const counts = state.labelCountsOf(template, rule.label);
       let min = Number.POSITIVE_INFINITY;
-      let max = 0;
+      let total = 0;
       for (const count of counts) {
         if (count < min) min = count;
-        if (count > max) max = count;
+        total += count;
       }
-      // The emptiest value scores 1, the fullest 1/(range + 1): fewer instances, higher score.
+      // The least loaded value scores 1; others lose in proportion to how far
+      // above it they are, relative to the average load (a 1-instance
+      // imbalance among thousands barely matters; among few, it does).
+      const mean = counts.length > 0 ? total / counts.length : 0;
       const scores = new Float64Array(counts.length + 1);
       for (let v = 0; v < counts.length; v += 1)
-        scores[v + 1] = (max - counts[v]! + 1) / (max - min + 1);
+        scores[v + 1] = Math.max(0, 1 - (counts[v]! - min) / (mean + 1));
       const cap = rule.maxPerValue ?? Number.POSITIVE_INFINITY;
       if (cap !== Number.POSITIVE_INFINITY) spreadsCapped = true;
-      spreads.push({
-        rule,
-        valueIds: column.valueIds,
-        counts,
-        max: cap,
-        scores,
-        weight: (rule.weight ?? 50) / 100,
-      });
+      const weight = (rule.weight ?? 50) / 100;
+      const allowed = allowedSlots(rule.label, counts.length + 1);
+      let best = 0;
+      for (let slot = 0; slot < scores.length; slot += 1)
+        if ((allowed === null || allowed[slot] === 1) && scores[slot]! > best) best = scores[slot]!;
+      spreadMax += weight * best;
+      spreads.push({ rule, valueIds: column.valueIds, counts, max: cap, scores, weight });
     }
   const scoreSpreads = spreads.length > 0 && w.labelSpread > 0;
-  let spreadMax = 0;
-  for (const spread of spreads) spreadMax += spread.weight;
   const useAffinity = affinities.length > 0;
   const fitWeight = w.resources;
   const builtInWeight =
@@ -380,6 +464,16 @@ function compile(
     preferred,
     softMaxOthers,
   };
+}
+
+/** The weighted soft part of node `i`'s score (same units as `softMax`). */
+function softScore(cr: CompiledRequest, i: number, options: ResolvedOptions): number {
+  const w = options.weights;
+  let sum = 0;
+  if (cr.affinities.length > 0) sum += w.affinity * affinityScore(cr, i);
+  if (cr.antiWeight > 0) sum += w.antiAffinity * antiAffinityScore(cr, i);
+  if (cr.scoreSpreads) sum += w.labelSpread * labelSpreadScore(cr, i);
+  return sum;
 }
 
 function affinityScore(cr: CompiledRequest, i: number): number {
@@ -670,12 +764,21 @@ function gridSearch(
   let found = 0;
   let truncated = false;
   let softMax = cr.softMax;
+  const hasSoft = cr.affinities.length > 0 || cr.antiWeight > 0 || cr.scoreSpreads;
   let mark = 0;
   const marks = cluster.marks;
   if (cr.preferred !== null) {
     mark = cluster.nextMark();
-    for (const i of cr.preferred) {
+    const preferred = cr.preferred;
+    for (let p = 0; p < preferred.length; p += 1) {
+      const i = preferred[p]!;
       marks[i] = mark;
+      if (
+        best >= 0 &&
+        totalBound(cr, binpack ? key[i]! + shareMax : 1 - key[i]! - shareMin, softMax) <
+          bestScore - TIE
+      )
+        continue;
       evaluated += 1;
       if (!feasible(state, cr, i, tally, options)) continue;
       found += 1;
@@ -709,15 +812,14 @@ function gridSearch(
       if (mark !== 0 && marks[i] === mark) continue; // a preferred node, already evaluated
       if (best >= 0) {
         // Nodes later in the cell are at most as good a fit as this one's key says.
-        const bound = totalBound(
-          cr,
-          binpack ? key[i]! + shareMax : 1 - key[i]! - shareMin,
-          softMax,
-        );
+        const fit = binpack ? key[i]! + shareMax : 1 - key[i]! - shareMin;
+        const bound = totalBound(cr, fit, softMax);
         if (bound < bestScore - TIE) break;
         // Same capacities everywhere: the bound is exact, and equal keys come
         // in rank order, so from here on nodes can at best tie and lose the tie.
         if (uniform && bound <= bestScore + TIE && rank[i]! > rank[best]!) break;
+        // This node's own soft scores are cheap to read: skip it unfiltered if they cannot win.
+        if (hasSoft && totalBound(cr, fit, softScore(cr, i, options)) < bestScore - TIE) continue;
       }
       evaluated += 1;
       if (!feasible(state, cr, i, tally, options)) continue;
