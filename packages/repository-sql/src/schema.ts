@@ -63,6 +63,8 @@ export interface NodeReservationsTable {
   memory_mb: number;
   cpu_m: number;
   disk_mb: number;
+  /** JSON array of the reserved ports. */
+  ports: string;
   created_at: number;
 }
 

@@ -28,6 +28,7 @@ import {
   toDateOrNull,
   toJson,
 } from "./codec.js";
+import { PreparedQuery, pick } from "./prepared-query.js";
 import type { CommandsTable } from "./schema.js";
 import type { SqlScope } from "./sql-executor.js";
 import { affected } from "./sql-helpers.js";
@@ -44,6 +45,30 @@ const COMMAND_TYPES: readonly CommandType[] = [
 const MAX_PAYLOAD = 16 * 1024 * 1024 - 1;
 
 type CommandRow = Omit<CommandsTable, "ordinal"> & { ordinal: number };
+type NewCommandRow = Omit<CommandRow, "ordinal">;
+
+const INSERT = new PreparedQuery<NewCommandRow, never>((db, args) =>
+  db
+    .insertInto("orch_commands")
+    .values(
+      pick(args, [
+        "id",
+        "node_id",
+        "instance_id",
+        "type",
+        "payload",
+        "epoch",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "delivered_at",
+        "completed_at",
+        "result_ok",
+        "result_message",
+      ]),
+    ),
+);
 
 function toCommand(row: CommandRow): OutboxCommand {
   return {
@@ -81,7 +106,7 @@ export class SqlCommandOutbox implements CommandOutbox {
     const payload = toJson(command.payload);
     if (payload.length > MAX_PAYLOAD) throw invalid("payload", "is too large");
     const now = checkDate("at", at);
-    const row = {
+    const row: NewCommandRow = {
       id: checkString("id", command.id, MAX_ID),
       node_id: checkString("nodeId", command.nodeId, MAX_ID),
       instance_id: checkString("instanceId", command.instanceId, MAX_ID),
@@ -97,7 +122,7 @@ export class SqlCommandOutbox implements CommandOutbox {
       result_ok: null,
       result_message: null,
     };
-    await this.#scope.write((db) => db.insertInto("orch_commands").values(row).execute());
+    await this.#scope.write((db) => INSERT.execute(db, row));
     return toCommand({ ...row, ordinal: 0 });
   }
 

@@ -26,10 +26,46 @@ import {
   num,
   toDate,
 } from "./codec.js";
+import { PreparedQuery, pick } from "./prepared-query.js";
 import type { EventsTable } from "./schema.js";
 import type { SqlScope } from "./sql-executor.js";
 
 const EVENTS_SEQUENCE = "events";
+
+// Every lifecycle change appends: compiled once (see PreparedQuery).
+const NEXT_VALUE_RETURNING = new PreparedQuery<{ name: string }, { value: number }>((db, args) =>
+  db
+    .updateTable("orch_sequences")
+    .set((eb) => ({ value: eb("value", "+", 1) }))
+    .where("name", "=", args.name)
+    .returning("value"),
+);
+const INCREMENT = new PreparedQuery<{ name: string }, never>((db, args) =>
+  db
+    .updateTable("orch_sequences")
+    .set((eb) => ({ value: eb("value", "+", 1) }))
+    .where("name", "=", args.name),
+);
+const CURRENT_VALUE = new PreparedQuery<{ name: string }, { value: number }>((db, args) =>
+  db.selectFrom("orch_sequences").select("value").where("name", "=", args.name),
+);
+const INSERT_EVENT = new PreparedQuery<EventsTable, never>((db, args) =>
+  db
+    .insertInto("orch_events")
+    .values(
+      pick(args, [
+        "seq",
+        "kind",
+        "subject_id",
+        "from_state",
+        "to_state",
+        "at",
+        "reason",
+        "actor_kind",
+        "actor_id",
+      ]),
+    ),
+);
 
 function actorOf(row: EventsTable): Actor {
   return { kind: row.actor_kind as Actor["kind"], id: row.actor_id };
@@ -67,21 +103,14 @@ function toLogged(row: EventsTable): LoggedEvent {
 
 /** Takes the next value of a counter; the row stays locked until the transaction ends. */
 export async function nextSequenceValue(scope: SqlScope, name: string): Promise<number> {
-  await scope.write((db) =>
-    db
-      .updateTable("orch_sequences")
-      .set((eb) => ({ value: eb("value", "+", 1) }))
-      .where("name", "=", name)
-      .execute(),
-  );
-  const row = await scope.read((db) =>
-    db
-      .selectFrom("orch_sequences")
-      .select("value")
-      .where("name", "=", name)
-      .executeTakeFirstOrThrow(),
-  );
-  return num(row.value);
+  if (scope.flavor.name === "sqlite") {
+    // One statement where RETURNING exists on UPDATE (MariaDB has none).
+    const { rows } = await scope.write((db) => NEXT_VALUE_RETURNING.execute(db, { name }));
+    return num(rows[0]?.value);
+  }
+  await scope.write((db) => INCREMENT.execute(db, { name }));
+  const { rows } = await scope.read((db) => CURRENT_VALUE.execute(db, { name }));
+  return num(rows[0]?.value);
 }
 
 export class SqlEventRepository implements EventRepository {
@@ -174,7 +203,7 @@ export class SqlEventRepository implements EventRepository {
     return this.#scope.atomic(async (scope) => {
       const seq = await nextSequenceValue(scope, EVENTS_SEQUENCE);
       const row: EventsTable = { seq, ...values };
-      await scope.write((db) => db.insertInto("orch_events").values(row).execute());
+      await scope.write((db) => INSERT_EVENT.execute(db, row));
       return row;
     });
   }

@@ -1,6 +1,5 @@
 /** Small SQL building blocks shared by the repositories, where the dialects differ. */
 import type { ConflictError } from "@orchestrator/core";
-import { sql } from "kysely";
 import { failureOf } from "./classify-error.js";
 import type { SqlScope } from "./sql-executor.js";
 
@@ -9,22 +8,16 @@ export function forUpdate<Q extends { forUpdate(): Q }>(scope: SqlScope, query: 
   return scope.inTransaction && scope.flavor.lockingReads ? query.forUpdate() : query;
 }
 
-/** Adds a shared row lock inside a MySQL transaction (`LOCK IN SHARE MODE`: MariaDB and MySQL). */
-export function forShare<Q extends { modifyEnd(modifier: ReturnType<typeof sql>): Q }>(
-  scope: SqlScope,
-  query: Q,
-): Q {
-  return scope.inTransaction && scope.flavor.lockingReads
-    ? query.modifyEnd(sql`lock in share mode`)
-    : query;
-}
-
 /** True for a duplicate-key CONFLICT produced by the error classification. */
 export function isDuplicate(error: unknown): error is ConflictError {
   return failureOf(error)?.reason === "duplicate";
 }
 
 /** Rows affected by an update or delete (kysely returns bigints). */
-export function affected(result: { numUpdatedRows?: bigint; numDeletedRows?: bigint }): number {
-  return Number(result.numUpdatedRows ?? result.numDeletedRows ?? 0n);
+export function affected(result: {
+  numUpdatedRows?: bigint;
+  numDeletedRows?: bigint;
+  numAffectedRows?: bigint;
+}): number {
+  return Number(result.numUpdatedRows ?? result.numDeletedRows ?? result.numAffectedRows ?? 0n);
 }

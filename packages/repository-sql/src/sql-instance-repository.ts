@@ -24,7 +24,7 @@ import {
   type Page,
   type StoredInstance,
 } from "@orchestrator/core";
-import type { ExpressionBuilder, SelectQueryBuilder } from "kysely";
+import { type ExpressionBuilder, type SelectQueryBuilder, sql } from "kysely";
 import {
   checkActor,
   checkDate,
@@ -47,10 +47,11 @@ import {
   toDate,
   toJson,
 } from "./codec.js";
+import { PreparedQuery, pick } from "./prepared-query.js";
 import type { Database, InstancesTable } from "./schema.js";
 import { SqlEventRepository } from "./sql-event-repository.js";
 import type { SqlScope } from "./sql-executor.js";
-import { affected, forShare, forUpdate } from "./sql-helpers.js";
+import { affected, forUpdate } from "./sql-helpers.js";
 import { SqlNodeRepository } from "./sql-node-repository.js";
 
 const FAILURE_KINDS = [
@@ -86,6 +87,43 @@ const PUBLIC_COLUMNS = [
 ] as const;
 
 type PublicRow = Omit<InstancesTable, "secret_values">;
+
+const ALL_COLUMNS = [...PUBLIC_COLUMNS, "secret_values"] as const;
+
+// The hot paths of placement and reporting, compiled once (see PreparedQuery).
+const SELECT_PUBLIC = new PreparedQuery<{ id: string }, PublicRow>((db, args) =>
+  db.selectFrom("orch_instances").select(PUBLIC_COLUMNS).where("id", "=", args.id),
+);
+const INSERT = new PreparedQuery<InstancesTable, never>((db, args) =>
+  db.insertInto("orch_instances").values(pick(args, ALL_COLUMNS)),
+);
+// Shape "shared": inside a MySQL transaction, the template row is share-locked.
+const TEMPLATE_LATEST = new PreparedQuery<{ name: string }, { latest_version: number }>(
+  (db, args, shape) => {
+    const query = db
+      .selectFrom("orch_templates")
+      .select("latest_version")
+      .where("name", "=", args.name);
+    return shape === "shared" ? query.modifyEnd(sql`lock in share mode`) : query;
+  },
+);
+type UpdateArgs = Partial<InstancesTable> & {
+  expectedId: string;
+  expectedState: string;
+  expectedVersion: number;
+};
+// Shape: the set columns, then "+version" when the version is checked too.
+const UPDATE = new PreparedQuery<UpdateArgs, never>((db, args, shape) => {
+  const [columns = "", versioned] = shape.split("|");
+  const keys = columns.split(",").filter(Boolean) as (keyof InstancesTable)[];
+  let query = db
+    .updateTable("orch_instances")
+    .set((eb) => ({ ...pick(args, keys), version: eb("version", "+", 1) }))
+    .where("id", "=", args.expectedId)
+    .where("state", "=", args.expectedState);
+  if (versioned) query = query.where("version", "=", args.expectedVersion);
+  return query;
+});
 
 function toInstance(row: PublicRow, secrets?: Record<string, string>): StoredInstance {
   const variables = fromJson<Record<string, string>>(row.variables, {});
@@ -225,14 +263,8 @@ export class SqlInstanceRepository implements InstanceRepository {
     options: { includeSecrets?: boolean } = {},
   ): Promise<StoredInstance | null> {
     if (!options.includeSecrets) {
-      const row = await this.#scope.read((db) =>
-        db
-          .selectFrom("orch_instances")
-          .select(PUBLIC_COLUMNS)
-          .where("id", "=", id)
-          .executeTakeFirst(),
-      );
-      return row ? toInstance(row) : null;
+      const { rows } = await this.#scope.read((db) => SELECT_PUBLIC.execute(db, { id }));
+      return rows[0] ? toInstance(rows[0]) : null;
     }
     const row = await this.#scope.read((db) =>
       db.selectFrom("orch_instances").selectAll().where("id", "=", id).executeTakeFirst(),
@@ -294,16 +326,15 @@ export class SqlInstanceRepository implements InstanceRepository {
     await this.#scope.atomic(async (scope) => {
       // The shared lock on the template row keeps a concurrent template delete
       // from passing its "unused" check until this instance is committed.
-      const template = await scope.read((db) =>
-        forShare(
-          scope,
-          db.selectFrom("orch_templates").select("latest_version").where("name", "=", templateName),
-        ).executeTakeFirst(),
+      const shape = scope.inTransaction && scope.flavor.lockingReads ? "shared" : "";
+      const { rows } = await scope.read((db) =>
+        TEMPLATE_LATEST.execute(db, { name: templateName }, shape),
       );
+      const template = rows[0];
       if (!template || num(template.latest_version) < templateVersion) {
         throw new NotFoundError("template version", `${templateName}@${templateVersion}`);
       }
-      await scope.write((db) => db.insertInto("orch_instances").values(row).execute());
+      await scope.write((db) => INSERT.execute(db, row));
     });
     const { secret_values: _, ...rest } = row;
     return toInstance(rest);
@@ -334,15 +365,20 @@ export class SqlInstanceRepository implements InstanceRepository {
       );
     }
     const apply = async (scope: SqlScope): Promise<StoredInstance> => {
-      const result = await scope.write((db) => {
-        let query = db
-          .updateTable("orch_instances")
-          .set((eb) => ({ ...set, version: eb("version", "+", 1) }))
-          .where("id", "=", id)
-          .where("state", "=", expectedState);
-        if (expectedVersion !== undefined) query = query.where("version", "=", expectedVersion);
-        return query.executeTakeFirst();
-      });
+      const columns = Object.keys(set).sort();
+      const shape = `${columns.join(",")}|${expectedVersion === undefined ? "" : "versioned"}`;
+      const result = await scope.write((db) =>
+        UPDATE.execute(
+          db,
+          {
+            ...set,
+            expectedId: id,
+            expectedState,
+            expectedVersion: expectedVersion ?? 0,
+          },
+          shape,
+        ),
+      );
       if (affected(result) === 0) {
         const current = await new SqlInstanceRepository(scope).get(id);
         if (!current) throw new NotFoundError("instance", id);

@@ -39,11 +39,56 @@ import {
   toDateOrNull,
   toJson,
 } from "./codec.js";
-import type { NodesTable } from "./schema.js";
+import { PreparedQuery, pick } from "./prepared-query.js";
+import type { NodeReservationsTable, NodesTable, PortAllocationsTable } from "./schema.js";
 import type { SqlScope } from "./sql-executor.js";
 import { affected, forUpdate, isDuplicate } from "./sql-helpers.js";
 
 type NodeRow = NodesTable;
+
+// The placement hot path, compiled once (see PreparedQuery).
+const RESERVE = new PreparedQuery<
+  { id: string; memoryMb: number; cpuM: number; diskMb: number },
+  never
+>((db, args) =>
+  db
+    .updateTable("orch_nodes")
+    .set((eb) => ({
+      allocated_memory_mb: eb("allocated_memory_mb", "+", args.memoryMb),
+      allocated_cpu_m: eb("allocated_cpu_m", "+", args.cpuM),
+      allocated_disk_mb: eb("allocated_disk_mb", "+", args.diskMb),
+    }))
+    .where("id", "=", args.id)
+    .where("status", "=", "ONLINE")
+    .where((eb) =>
+      eb.and([
+        eb(eb("allocated_memory_mb", "+", args.memoryMb), "<=", eb.ref("limit_memory_mb")),
+        eb(eb("allocated_cpu_m", "+", args.cpuM), "<=", eb.ref("limit_cpu_m")),
+        eb(eb("allocated_disk_mb", "+", args.diskMb), "<=", eb.ref("limit_disk_mb")),
+      ]),
+    ),
+);
+const INSERT_RESERVATION = new PreparedQuery<NodeReservationsTable, never>((db, args) =>
+  db
+    .insertInto("orch_node_reservations")
+    .values(
+      pick(args, [
+        "instance_id",
+        "node_id",
+        "memory_mb",
+        "cpu_m",
+        "disk_mb",
+        "ports",
+        "created_at",
+      ]),
+    ),
+);
+const INSERT_PORT = new PreparedQuery<PortAllocationsTable, never>((db, args) =>
+  db.insertInto("orch_port_allocations").values(pick(args, ["node_id", "port", "instance_id"])),
+);
+const TOUCH = new PreparedQuery<{ id: string; at: number }, never>((db, args) =>
+  db.updateTable("orch_nodes").set({ last_seen_at: args.at }).where("id", "=", args.id),
+);
 
 // Every column but the credential hash: listings never carry it.
 const NODE_COLUMNS = [
@@ -135,17 +180,7 @@ function checkRuntimes(value: unknown): string[] {
   return value.map((runtime, index) => checkString(`runtimes[${index}]`, runtime, 64));
 }
 
-function toReservation(
-  row: {
-    instance_id: string;
-    node_id: string;
-    memory_mb: number;
-    cpu_m: number;
-    disk_mb: number;
-    created_at: number;
-  },
-  ports: number[],
-): NodeReservation {
+function toReservation(row: NodeReservationsTable): NodeReservation {
   return {
     nodeId: row.node_id,
     instanceId: row.instance_id,
@@ -154,7 +189,7 @@ function toReservation(
       cpu: cpuFromMillis(row.cpu_m),
       diskMb: num(row.disk_mb),
     },
-    ports: ports.sort((a, b) => a - b),
+    ports: fromJson<number[]>(row.ports, []),
     createdAt: toDate(row.created_at),
   };
 }
@@ -371,13 +406,7 @@ export class SqlNodeRepository implements NodeRepository {
 
   async touch(id: string, at: Date): Promise<void> {
     const lastSeen = checkDate("at", at);
-    const result = await this.#scope.write((db) =>
-      db
-        .updateTable("orch_nodes")
-        .set({ last_seen_at: lastSeen })
-        .where("id", "=", id)
-        .executeTakeFirst(),
-    );
+    const result = await this.#scope.write((db) => TOUCH.execute(db, { id, at: lastSeen }));
     if (affected(result) === 0) throw new NotFoundError("node", id);
   }
 
@@ -397,38 +426,25 @@ export class SqlNodeRepository implements NodeRepository {
       // The serialisation point: the node's row lock is held to the end of the
       // transaction, and the condition is evaluated on the latest committed row.
       const result = await scope.write((db) =>
-        db
-          .updateTable("orch_nodes")
-          .set((eb) => ({
-            allocated_memory_mb: eb("allocated_memory_mb", "+", need.memoryMb),
-            allocated_cpu_m: eb("allocated_cpu_m", "+", need.cpuM),
-            allocated_disk_mb: eb("allocated_disk_mb", "+", need.diskMb),
-          }))
-          .where("id", "=", nodeId)
-          .where("status", "=", "ONLINE")
-          .where((eb) =>
-            eb.and([
-              eb(eb("allocated_memory_mb", "+", need.memoryMb), "<=", eb.ref("limit_memory_mb")),
-              eb(eb("allocated_cpu_m", "+", need.cpuM), "<=", eb.ref("limit_cpu_m")),
-              eb(eb("allocated_disk_mb", "+", need.diskMb), "<=", eb.ref("limit_disk_mb")),
-            ]),
-          )
-          .executeTakeFirst(),
+        RESERVE.execute(db, {
+          id: nodeId,
+          memoryMb: need.memoryMb,
+          cpuM: need.cpuM,
+          diskMb: need.diskMb,
+        }),
       );
       if (affected(result) === 0) throw await this.#reserveRefusal(scope, nodeId, resources);
       try {
         await scope.write((db) =>
-          db
-            .insertInto("orch_node_reservations")
-            .values({
-              instance_id: instanceId,
-              node_id: nodeId,
-              memory_mb: need.memoryMb,
-              cpu_m: need.cpuM,
-              disk_mb: need.diskMb,
-              created_at: createdAt,
-            })
-            .execute(),
+          INSERT_RESERVATION.execute(db, {
+            instance_id: instanceId,
+            node_id: nodeId,
+            memory_mb: need.memoryMb,
+            cpu_m: need.cpuM,
+            disk_mb: need.diskMb,
+            ports: toJson(wanted),
+            created_at: createdAt,
+          }),
         );
       } catch (error) {
         if (!isDuplicate(error)) throw error;
@@ -439,12 +455,11 @@ export class SqlNodeRepository implements NodeRepository {
       }
       if (wanted.length > 0) {
         try {
-          await scope.write((db) =>
-            db
-              .insertInto("orch_port_allocations")
-              .values(wanted.map((port) => ({ node_id: nodeId, port, instance_id: instanceId })))
-              .execute(),
-          );
+          for (const port of wanted) {
+            await scope.write((db) =>
+              INSERT_PORT.execute(db, { node_id: nodeId, port, instance_id: instanceId }),
+            );
+          }
         } catch (error) {
           if (!isDuplicate(error)) throw error;
           const taken = await scope.read((db) =>
@@ -503,16 +518,17 @@ export class SqlNodeRepository implements NodeRepository {
         ).executeTakeFirst(),
       );
       if (!row) return null;
-      const ports = await scope.read((db) =>
-        db
-          .selectFrom("orch_port_allocations")
-          .select("port")
-          .where("instance_id", "=", instanceId)
-          .execute(),
-      );
-      await scope.write((db) =>
-        db.deleteFrom("orch_port_allocations").where("instance_id", "=", instanceId).execute(),
-      );
+      const reservation = toReservation(row);
+      if (reservation.ports.length > 0) {
+        await scope.write((db) =>
+          db
+            .deleteFrom("orch_port_allocations")
+            .where("node_id", "=", row.node_id)
+            .where("port", "in", reservation.ports)
+            .where("instance_id", "=", instanceId)
+            .execute(),
+        );
+      }
       await scope.write((db) =>
         db
           .updateTable("orch_nodes")
@@ -527,36 +543,19 @@ export class SqlNodeRepository implements NodeRepository {
       await scope.write((db) =>
         db.deleteFrom("orch_node_reservations").where("instance_id", "=", instanceId).execute(),
       );
-      return toReservation(
-        row,
-        ports.map((port) => num(port.port)),
-      );
+      return reservation;
     });
   }
 
   async getReservation(instanceId: string): Promise<NodeReservation | null> {
-    const [row, ports] = await Promise.all([
-      this.#scope.read((db) =>
-        db
-          .selectFrom("orch_node_reservations")
-          .selectAll()
-          .where("instance_id", "=", instanceId)
-          .executeTakeFirst(),
-      ),
-      this.#scope.read((db) =>
-        db
-          .selectFrom("orch_port_allocations")
-          .select("port")
-          .where("instance_id", "=", instanceId)
-          .execute(),
-      ),
-    ]);
-    return row
-      ? toReservation(
-          row,
-          ports.map((port) => num(port.port)),
-        )
-      : null;
+    const row = await this.#scope.read((db) =>
+      db
+        .selectFrom("orch_node_reservations")
+        .selectAll()
+        .where("instance_id", "=", instanceId)
+        .executeTakeFirst(),
+    );
+    return row ? toReservation(row) : null;
   }
 
   async listPortAllocations(filter: { nodeId?: string } = {}): Promise<PortAllocation[]> {

@@ -102,6 +102,8 @@ export function openSqliteDatabase(config: SqliteDialectConfig): BetterSqlite3.D
       db.pragma(`synchronous = ${config.synchronous ?? "NORMAL"}`);
     }
     db.pragma("foreign_keys = ON");
+    // 32 MiB of page cache (the default is 2 MiB): indexes of a busy Brain stay in memory.
+    db.pragma("cache_size = -32768");
     return db;
   } catch (error) {
     db.close();

@@ -16,17 +16,22 @@ export function initialMigration(flavor: SqlFlavorName) {
   const id = "varchar(128)";
   const name = "varchar(255)";
   const hash = "varchar(255)";
-  const table = (db: Kysely<unknown>, tableName: string): AnyTable => {
+  const table = (db: Kysely<unknown>, tableName: string, clustered = false): AnyTable => {
     const builder = db.schema.createTable(tableName);
-    // Binary collation: exact comparisons, as in SQLite.
-    return mysql
-      ? builder.modifyEnd(sql`engine = InnoDB default charset = utf8mb4 collate = utf8mb4_bin`)
-      : builder;
+    // MySQL: binary collation (exact comparisons, as in SQLite); InnoDB clusters rows by primary key.
+    if (mysql) {
+      return builder.modifyEnd(
+        sql`engine = InnoDB default charset = utf8mb4 collate = utf8mb4_bin`,
+      );
+    }
+    // SQLite: small rows keyed by text are stored in their primary key's B-tree
+    // (WITHOUT ROWID), which saves one index write per insert.
+    return clustered ? builder.modifyEnd(sql`without rowid`) : builder;
   };
 
   return {
     async up(db: Kysely<unknown>): Promise<void> {
-      await table(db, "orch_sequences")
+      await table(db, "orch_sequences", true)
         .addColumn("name", "varchar(64)", (c) => c.primaryKey())
         .addColumn("value", bigint, (c) => c.notNull())
         .execute();
@@ -83,12 +88,14 @@ export function initialMigration(flavor: SqlFlavorName) {
         .execute();
       await db.schema.createIndex("orch_nodes_status").on("orch_nodes").column("status").execute();
 
-      await table(db, "orch_node_reservations")
+      await table(db, "orch_node_reservations", true)
         .addColumn("instance_id", id, (c) => c.primaryKey())
         .addColumn("node_id", id, (c) => c.notNull())
         .addColumn("memory_mb", bigint, (c) => c.notNull())
         .addColumn("cpu_m", bigint, (c) => c.notNull())
         .addColumn("disk_mb", bigint, (c) => c.notNull())
+        // The reserved ports (JSON array), so a release needs no index on allocations by instance.
+        .addColumn("ports", "text", (c) => c.notNull())
         .addColumn("created_at", bigint, (c) => c.notNull())
         .execute();
       await db.schema
@@ -98,16 +105,11 @@ export function initialMigration(flavor: SqlFlavorName) {
         .execute();
 
       // The unique key on (node_id, port) is what makes a double allocation impossible.
-      await table(db, "orch_port_allocations")
+      await table(db, "orch_port_allocations", true)
         .addColumn("node_id", id, (c) => c.notNull())
         .addColumn("port", "integer", (c) => c.notNull())
         .addColumn("instance_id", id)
         .addPrimaryKeyConstraint("orch_port_allocations_pk", ["node_id", "port"])
-        .execute();
-      await db.schema
-        .createIndex("orch_port_allocations_instance")
-        .on("orch_port_allocations")
-        .column("instance_id")
         .execute();
 
       await table(db, "orch_instances")
@@ -139,7 +141,6 @@ export function initialMigration(flavor: SqlFlavorName) {
         ["state", ["state", "created_at", "id"]],
         ["node", ["node_id", "created_at", "id"]],
         ["template", ["template_name", "created_at", "id"]],
-        ["owner", ["owner", "created_at", "id"]],
       ] as const) {
         await db.schema
           .createIndex(`orch_instances_${suffix}`)
@@ -183,21 +184,17 @@ export function initialMigration(flavor: SqlFlavorName) {
         .addColumn("result_ok", "integer")
         .addColumn("result_message", "text")
         .execute();
-      // Open commands of a node in delivery order: a claim scans (and locks) only what it takes.
+      // Open commands (no result yet) by node in delivery order: a claim scans (and
+      // locks) only what it takes, and expiry scans only open commands.
       await db.schema
-        .createIndex("orch_commands_due")
+        .createIndex("orch_commands_open")
         .on("orch_commands")
-        .columns(["node_id", "completed_at", "ordinal"])
+        .columns(["completed_at", "node_id", "ordinal"])
         .execute();
       await db.schema
         .createIndex("orch_commands_instance")
         .on("orch_commands")
         .columns(["instance_id", "ordinal"])
-        .execute();
-      await db.schema
-        .createIndex("orch_commands_status")
-        .on("orch_commands")
-        .columns(["status", "next_attempt_at"])
         .execute();
 
       await table(db, "orch_users")
@@ -285,7 +282,7 @@ export function initialMigration(flavor: SqlFlavorName) {
           .execute();
       }
 
-      await table(db, "orch_leases")
+      await table(db, "orch_leases", true)
         .addColumn("name", "varchar(128)", (c) => c.primaryKey())
         .addColumn("holder", name, (c) => c.notNull())
         .addColumn("epoch", bigint, (c) => c.notNull())
