@@ -1,2 +1,13 @@
-/** @orchestrator/brain-server: not built yet; see the package README. */
-export {};
+/**
+ * `@orchestrator/brain-server`: the Brain (control plane). `buildBrain(config,
+ * overrides)` returns a fastify app and its background loops; it never listens
+ * by itself.
+ */
+export * from "./brain.js";
+export * from "./config/brain-config.js";
+export { HTTP_STATUS } from "./http/error-handler.js";
+export type * from "./http/schemas.js";
+export type { InstanceView } from "./services/instance-service.js";
+export type { NodeView } from "./services/node-service.js";
+export type { Principal } from "./services/principal.js";
+export { signWebhook, WEBHOOK_EVENTS } from "./services/webhook-dispatcher.js";

@@ -28,7 +28,10 @@ export interface BrainConfig {
   heartbeatIntervalMs: number;
   /** Silence after which a node is OFFLINE (Brain's monotonic clock). */
   offlineAfterMs: number;
-  /** How long a sync with nothing to say is parked (long-poll). */
+  /**
+   * How long a sync with nothing to say is parked (long-poll). At most half the
+   * offline timeout: each sync is a heartbeat.
+   */
   syncWaitMs: number;
   /** If more than this fraction of nodes go silent at once, the Brain suspects itself. */
   massSilenceFraction: number;
@@ -55,7 +58,7 @@ export const DEFAULT_BRAIN_CONFIG: Omit<BrainConfig, "databaseUrl"> = {
   adminPassword: null,
   heartbeatIntervalMs: 5_000,
   offlineAfterMs: 15_000,
-  syncWaitMs: 25_000,
+  syncWaitMs: 5_000,
   massSilenceFraction: 0.5,
   sessionTtlMs: 12 * 60 * 60 * 1000,
   bodyLimitBytes: 1024 * 1024,
@@ -244,6 +247,16 @@ export function loadBrainConfig(
     issues.push({
       path: FIELDS.offlineAfterMs.env,
       message: `must be at least twice the heartbeat interval (${values.heartbeatIntervalMs} ms)`,
+    });
+  }
+  if (
+    typeof values.syncWaitMs === "number" &&
+    typeof values.offlineAfterMs === "number" &&
+    values.syncWaitMs > values.offlineAfterMs / 2
+  ) {
+    issues.push({
+      path: FIELDS.syncWaitMs.env,
+      message: `must be at most half the offline timeout (${values.offlineAfterMs} ms): every sync is a heartbeat`,
     });
   }
   if (issues.length > 0) throw new ValidationError(issues);

@@ -1,5 +1,14 @@
 /** Kinds of command the Brain sends to a node. */
-export type CommandType = "prepare" | "start" | "stop" | "kill" | "destroy" | "input";
+export const COMMAND_TYPES = [
+  "prepare",
+  "start",
+  "stop",
+  "restart",
+  "kill",
+  "destroy",
+  "input",
+] as const;
+export type CommandType = (typeof COMMAND_TYPES)[number];
 
 export type CommandStatus = "pending" | "delivered" | "succeeded" | "failed";
 

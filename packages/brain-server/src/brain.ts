@@ -1,0 +1,429 @@
+/**
+ * The Brain's composition root: `buildBrain(config, overrides)` wires every
+ * service with tsyringe (explicit tokens, factories: no decorator metadata) and
+ * returns a fastify app that never listens by itself. An integrator swaps any
+ * port — repositories, clock, ids, scheduler options, template storage — with
+ * `overrides`, or registers their own provider for any token in `register`.
+ */
+import "reflect-metadata";
+import { randomUUID } from "node:crypto";
+import fastifyCookie from "@fastify/cookie";
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
+import {
+  type Clock,
+  type IdGenerator,
+  INSTANCE_STATES,
+  type LeaseFence,
+  NODE_STATUSES,
+  type Repositories,
+  randomIdGenerator,
+  systemClock,
+  type TemplateStorage,
+} from "@orchestrator/core";
+import { openDatabase, SqlRepositories } from "@orchestrator/repository-sql";
+import type { SchedulerOptions } from "@orchestrator/scheduler";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+} from "fastify";
+import {
+  type DependencyContainer,
+  container as globalContainer,
+  instanceCachingFactory,
+} from "tsyringe";
+import { LoginRateLimiter } from "./auth/login-rate-limiter.js";
+import type { BrainConfig } from "./config/brain-config.js";
+import { registerAuthentication } from "./http/authentication.js";
+import { registerErrorHandler } from "./http/error-handler.js";
+import { agentRoutes } from "./http/routes/agent-routes.js";
+import { authRoutes } from "./http/routes/auth-routes.js";
+import { healthRoutes } from "./http/routes/health-routes.js";
+import { resourceRoutes } from "./http/routes/resource-routes.js";
+import { createValidatorCompiler } from "./http/validator-compiler.js";
+import { LivenessMonitor } from "./liveness/liveness-monitor.js";
+import { CommandExpiryRound } from "./loops/command-expiry-round.js";
+import { LeasedLoop } from "./loops/leased-loop.js";
+import { LivenessRound } from "./loops/liveness-round.js";
+import { SchedulingRound } from "./loops/scheduling-loop.js";
+import { Counter, Gauge, Histogram, MetricsRegistry } from "./metrics/metrics-registry.js";
+import { AgentService } from "./services/agent-service.js";
+import { AuthService } from "./services/auth-service.js";
+import { InstanceService } from "./services/instance-service.js";
+import { LiveEvents } from "./services/live-events.js";
+import { NodeService } from "./services/node-service.js";
+import { NodeSignals } from "./services/node-signals.js";
+import { PlacementExplanations } from "./services/placement-explanations.js";
+import { TemplateService } from "./services/template-service.js";
+import { WebhookDispatcher } from "./services/webhook-dispatcher.js";
+
+/** Injection tokens of the Brain's container. */
+export const TOKENS = {
+  Config: Symbol.for("orchestrator.brain.Config"),
+  Clock: Symbol.for("orchestrator.brain.Clock"),
+  IdGenerator: Symbol.for("orchestrator.brain.IdGenerator"),
+  Repositories: Symbol.for("orchestrator.brain.Repositories"),
+  SchedulerOptions: Symbol.for("orchestrator.brain.SchedulerOptions"),
+  TemplateStorage: Symbol.for("orchestrator.brain.TemplateStorage"),
+  Logger: Symbol.for("orchestrator.brain.Logger"),
+  LiveEvents: Symbol.for("orchestrator.brain.LiveEvents"),
+  NodeSignals: Symbol.for("orchestrator.brain.NodeSignals"),
+  PlacementExplanations: Symbol.for("orchestrator.brain.PlacementExplanations"),
+  LivenessMonitor: Symbol.for("orchestrator.brain.LivenessMonitor"),
+  LoginRateLimiter: Symbol.for("orchestrator.brain.LoginRateLimiter"),
+  Metrics: Symbol.for("orchestrator.brain.Metrics"),
+  AuthService: Symbol.for("orchestrator.brain.AuthService"),
+  TemplateService: Symbol.for("orchestrator.brain.TemplateService"),
+  InstanceService: Symbol.for("orchestrator.brain.InstanceService"),
+  NodeService: Symbol.for("orchestrator.brain.NodeService"),
+  AgentService: Symbol.for("orchestrator.brain.AgentService"),
+  SchedulingRound: Symbol.for("orchestrator.brain.SchedulingRound"),
+  LivenessRound: Symbol.for("orchestrator.brain.LivenessRound"),
+  CommandExpiryRound: Symbol.for("orchestrator.brain.CommandExpiryRound"),
+  WebhookDispatcher: Symbol.for("orchestrator.brain.WebhookDispatcher"),
+} as const;
+
+export interface BrainOverrides {
+  /** Your persistence adapter; default: SQL repositories on `config.databaseUrl`. */
+  repositories?: Repositories;
+  clock?: Clock;
+  ids?: IdGenerator;
+  scheduler?: SchedulerOptions;
+  /** Where `POST /templates {fromStorage}` reads `template.json`; none by default. */
+  templateStorage?: TemplateStorage | null;
+  /** fastify's logger option (default: info level). */
+  logger?: FastifyServerOptions["logger"];
+  /** This replica's name in leases (default: random). */
+  holder?: string;
+  /** Last word: register your own providers for any of `TOKENS`. */
+  register?: (container: DependencyContainer) => void;
+}
+
+export interface Brain {
+  readonly app: FastifyInstance;
+  readonly container: DependencyContainer;
+  /** Creates the first admin when none exists (the generated password is returned once). */
+  ensureAdmin(): Promise<{ username: string; password: string | null } | null>;
+  /** Starts the background loops (scheduling, liveness, command expiry). */
+  startLoops(): void;
+  /** One round of every loop, in order (tests drive time with a fake clock). */
+  runLoopsOnce(): Promise<void>;
+  /** Listens on `config.host:config.port`; returns the address. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+const API_PREFIX = "/api/v1";
+
+export async function buildBrain(
+  config: BrainConfig,
+  overrides: BrainOverrides = {},
+): Promise<Brain> {
+  const app = Fastify({
+    logger: overrides.logger ?? { level: "info" },
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+    // A sync may be parked for `syncWaitMs`; keep sockets open a little longer.
+    requestTimeout: config.syncWaitMs + 30_000,
+  });
+  app.setValidatorCompiler(createValidatorCompiler());
+
+  const container = globalContainer.createChildContainer();
+  const value = <T>(token: symbol, provided: T) =>
+    container.register(token, { useValue: provided });
+  const factory = <T>(token: symbol, make: (c: DependencyContainer) => T) =>
+    container.register(token, { useFactory: instanceCachingFactory(make) });
+
+  let ownedRepositories: Repositories | null = null;
+  if (!overrides.repositories) {
+    const { db } = openDatabase(config.databaseUrl);
+    ownedRepositories = new SqlRepositories({ db, destroyDatabase: true });
+  }
+  value(TOKENS.Config, config);
+  value(TOKENS.Clock, overrides.clock ?? systemClock);
+  value(TOKENS.IdGenerator, overrides.ids ?? randomIdGenerator);
+  value(TOKENS.Repositories, overrides.repositories ?? ownedRepositories);
+  value(TOKENS.SchedulerOptions, overrides.scheduler ?? {});
+  // A factory: tsyringe treats a `useValue` of null as "not registered".
+  container.register(TOKENS.TemplateStorage, {
+    useFactory: () => overrides.templateStorage ?? null,
+  });
+  value(TOKENS.Logger, app.log);
+  factory(TOKENS.LiveEvents, () => new LiveEvents());
+  factory(TOKENS.NodeSignals, () => new NodeSignals());
+  factory(TOKENS.PlacementExplanations, () => new PlacementExplanations());
+  factory(TOKENS.Metrics, () => new MetricsRegistry());
+  factory(
+    TOKENS.LivenessMonitor,
+    (c) =>
+      new LivenessMonitor(c.resolve<Clock>(TOKENS.Clock), {
+        offlineAfterMs: config.offlineAfterMs,
+        massSilenceFraction: config.massSilenceFraction,
+        massSilenceMinNodes: 3,
+      }),
+  );
+  factory(
+    TOKENS.LoginRateLimiter,
+    (c) =>
+      new LoginRateLimiter(
+        c.resolve<Clock>(TOKENS.Clock),
+        config.loginMaxAttempts,
+        config.loginWindowMs,
+      ),
+  );
+  const deps = (c: DependencyContainer) => ({
+    repositories: c.resolve<Repositories>(TOKENS.Repositories),
+    clock: c.resolve<Clock>(TOKENS.Clock),
+    ids: c.resolve<IdGenerator>(TOKENS.IdGenerator),
+    live: c.resolve<LiveEvents>(TOKENS.LiveEvents),
+    signals: c.resolve<NodeSignals>(TOKENS.NodeSignals),
+    log: c.resolve<FastifyBaseLogger>(TOKENS.Logger),
+  });
+  factory(TOKENS.AuthService, (c) => {
+    const d = deps(c);
+    return new AuthService(
+      d.repositories,
+      d.clock,
+      d.ids,
+      config,
+      c.resolve(TOKENS.LoginRateLimiter),
+      d.live,
+    );
+  });
+  factory(TOKENS.TemplateService, (c) => {
+    const d = deps(c);
+    return new TemplateService(
+      d.repositories,
+      d.clock,
+      c.resolve<TemplateStorage | null>(TOKENS.TemplateStorage),
+    );
+  });
+  factory(TOKENS.InstanceService, (c) => {
+    const d = deps(c);
+    return new InstanceService(
+      d.repositories,
+      d.clock,
+      d.ids,
+      d.live,
+      d.signals,
+      c.resolve(TOKENS.PlacementExplanations),
+      () => schedulingLoop?.wake(),
+    );
+  });
+  factory(TOKENS.NodeService, (c) => {
+    const d = deps(c);
+    return new NodeService(
+      d.repositories,
+      d.clock,
+      d.ids,
+      config,
+      c.resolve(TOKENS.LivenessMonitor),
+      d.live,
+    );
+  });
+  factory(TOKENS.AgentService, (c) => {
+    const d = deps(c);
+    return new AgentService(
+      d.repositories,
+      d.clock,
+      d.ids,
+      config,
+      c.resolve(TOKENS.LivenessMonitor),
+      d.live,
+      d.signals,
+      d.log,
+    );
+  });
+  factory(TOKENS.SchedulingRound, (c) => {
+    const d = deps(c);
+    const metrics = c.resolve<MetricsRegistry>(TOKENS.Metrics);
+    const latency = metrics.register(
+      new Histogram(
+        "orch_scheduling_round_seconds",
+        "Duration of scheduling rounds that placed something",
+      ),
+    );
+    return new SchedulingRound(
+      d.repositories,
+      d.clock,
+      d.ids,
+      c.resolve(TOKENS.SchedulerOptions),
+      c.resolve(TOKENS.PlacementExplanations),
+      d.live,
+      d.signals,
+      d.log,
+      latency,
+    );
+  });
+  factory(TOKENS.LivenessRound, (c) => {
+    const d = deps(c);
+    return new LivenessRound(d.repositories, d.clock, c.resolve(TOKENS.LivenessMonitor), d.live);
+  });
+  factory(TOKENS.CommandExpiryRound, (c) => {
+    const d = deps(c);
+    return new CommandExpiryRound(d.repositories, d.clock, d.live, {
+      maxAttempts: 10,
+      maxAgeMs: 15 * 60_000,
+    });
+  });
+  factory(
+    TOKENS.WebhookDispatcher,
+    (c) => new WebhookDispatcher(config.webhooks, c.resolve(TOKENS.Logger)),
+  );
+  overrides.register?.(container);
+
+  const repositories = container.resolve<Repositories>(TOKENS.Repositories);
+  const clock = container.resolve<Clock>(TOKENS.Clock);
+  const live = container.resolve<LiveEvents>(TOKENS.LiveEvents);
+  const signals = container.resolve<NodeSignals>(TOKENS.NodeSignals);
+  const metrics = container.resolve<MetricsRegistry>(TOKENS.Metrics);
+  const auth = container.resolve<AuthService>(TOKENS.AuthService);
+  const scheduling = container.resolve<SchedulingRound>(TOKENS.SchedulingRound);
+  const liveness = container.resolve<LivenessRound>(TOKENS.LivenessRound);
+  const expiry = container.resolve<CommandExpiryRound>(TOKENS.CommandExpiryRound);
+  const webhooks = container.resolve<WebhookDispatcher>(TOKENS.WebhookDispatcher);
+  await repositories.init?.();
+  await liveness.load();
+  const unsubscribeWebhooks = live.events.subscribe((event) => webhooks.handle(event));
+
+  // --- metrics -------------------------------------------------------------------
+  const requestSeconds = metrics.register(new Histogram("orch_api_request_seconds", "API latency"));
+  const instancesByState: Gauge = metrics.register(
+    new Gauge("orch_instances", "Instances by observed state", async () => {
+      const counts = await repositories.instances.countByState();
+      instancesByState.replace(INSTANCE_STATES.map((state) => [{ state }, counts[state] ?? 0]));
+    }),
+  );
+  const nodesByStatus: Gauge = metrics.register(
+    new Gauge("orch_nodes", "Nodes by status", async () => {
+      const counts = await repositories.nodes.countByStatus();
+      nodesByStatus.replace(NODE_STATUSES.map((status) => [{ status }, counts[status] ?? 0]));
+    }),
+  );
+  const outbox: Gauge = metrics.register(
+    new Gauge("orch_outbox_commands", "Commands in the outbox by status", async () => {
+      const counts = await repositories.commands.countByStatus();
+      outbox.replace(Object.entries(counts).map(([status, count]) => [{ status }, count ?? 0]));
+    }),
+  );
+  const parked: Gauge = metrics.register(
+    new Gauge("orch_parked_syncs", "Agent syncs waiting for work", () =>
+      parked.set({}, signals.parked),
+    ),
+  );
+  const degraded: Gauge = metrics.register(
+    new Gauge(
+      "orch_liveness_degraded",
+      "1 when most nodes went silent at once and the Brain suspects itself",
+      () => degraded.set({}, liveness.degraded ? 1 : 0),
+    ),
+  );
+  const requests = metrics.register(
+    new Counter("orch_api_requests_total", "API requests by route and status"),
+  );
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unknown";
+    requestSeconds.observe({ route, method: request.method }, reply.elapsedTime / 1000);
+    requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+  });
+
+  // --- HTTP ----------------------------------------------------------------------
+  registerErrorHandler(app);
+  await app.register(fastifyCookie);
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: "Orchestrator Brain API", version: "1" },
+      components: {
+        securitySchemes: {
+          bearer: { type: "http", scheme: "bearer" },
+          session: { type: "apiKey", in: "cookie", name: "orch_session" },
+        },
+      },
+      security: [{ bearer: [] }, { session: [] }],
+    },
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: "/api/docs" });
+  app.get("/api/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  registerAuthentication(app, auth);
+  const auditAction = async (entry: {
+    actor: { kind: "user" | "node" | "system"; id: string };
+    action: string;
+    target: string;
+    ip: string;
+  }) => {
+    await repositories.audit.append({
+      at: clock.now(),
+      actor: entry.actor,
+      action: entry.action,
+      target: entry.target,
+      details: {},
+      source: entry.ip,
+    });
+  };
+  await app.register(
+    async (api) => {
+      await api.register(healthRoutes, {
+        repositories,
+        metrics,
+        degraded: () => liveness.degraded,
+      });
+      await api.register(authRoutes, { auth, config, audit: auditAction });
+      await api.register(resourceRoutes, {
+        templates: container.resolve<TemplateService>(TOKENS.TemplateService),
+        nodes: container.resolve<NodeService>(TOKENS.NodeService),
+        instances: container.resolve<InstanceService>(TOKENS.InstanceService),
+        repositories,
+        live,
+      });
+      await api.register(agentRoutes, {
+        nodes: container.resolve<NodeService>(TOKENS.NodeService),
+        agents: container.resolve<AgentService>(TOKENS.AgentService),
+      });
+    },
+    { prefix: API_PREFIX },
+  );
+  app.get("/healthz", { schema: { hide: true } }, async () => ({ ok: true }));
+
+  // --- background loops -------------------------------------------------------
+  const holder = overrides.holder ?? `brain-${randomUUID()}`;
+  const log = container.resolve<FastifyBaseLogger>(TOKENS.Logger);
+  const loop = (name: string, intervalMs: number, work: (fence: LeaseFence) => Promise<void>) =>
+    new LeasedLoop(repositories.leases, clock, log, { name, holder, intervalMs }, work);
+  const schedulingLoop: LeasedLoop | null = loop("scheduler", 1_000, async (fence) => {
+    await scheduling.run(fence);
+  });
+  const loops = [
+    schedulingLoop,
+    loop("liveness", 1_000, async (fence) => {
+      await liveness.run(fence);
+    }),
+    loop("command-expiry", 10_000, async (fence) => {
+      await expiry.run(fence);
+    }),
+  ];
+
+  let closed = false;
+  return {
+    app,
+    container,
+    ensureAdmin: () => auth.ensureAdmin(),
+    startLoops: () => {
+      for (const each of loops) each.start();
+    },
+    runLoopsOnce: async () => {
+      for (const each of loops) await each.runOnce();
+    },
+    listen: () => app.listen({ host: config.host, port: config.port }),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      unsubscribeWebhooks();
+      webhooks.close();
+      for (const each of loops) await each.stop();
+      signals.wakeAll();
+      await app.close();
+      if (ownedRepositories) await ownedRepositories.destroy?.();
+    },
+  };
+}

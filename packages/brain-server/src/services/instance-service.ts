@@ -1,0 +1,321 @@
+/**
+ * Instances: creation (validated against the template's variables), listing,
+ * and the actions users take. An action changes the desired state and queues
+ * the node's command in the same transaction; the agent's reports then move
+ * the observed state.
+ */
+import {
+  type Actor,
+  type Clock,
+  ConflictError,
+  type IdGenerator,
+  type InstanceEvent,
+  type InstanceFilter,
+  type InstanceState,
+  NotFoundError,
+  type Page,
+  type Repositories,
+  type RepositorySet,
+  type StoredInstance,
+  ValidationError,
+} from "@orchestrator/core";
+import { checkVariables, REDACTED } from "@orchestrator/core/variables";
+import type { LiveEvents } from "./live-events.js";
+import type { NodeSignals } from "./node-signals.js";
+import type { PendingPlacement, PlacementExplanations } from "./placement-explanations.js";
+
+export const INSTANCE_ACTIONS = ["start", "stop", "restart", "kill", "input"] as const;
+export type InstanceAction = (typeof INSTANCE_ACTIONS)[number];
+
+const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
+const MAX_INPUT_LENGTH = 1024;
+
+/** An instance as the API shows it: secret values masked, pending placement explained. */
+export interface InstanceView extends Omit<StoredInstance, "variables"> {
+  variables: Record<string, string>;
+  pendingPlacement: PendingPlacement | null;
+}
+
+export interface CreateInstanceInput {
+  template: string;
+  version?: number;
+  name: string;
+  variables?: Record<string, string | number | boolean>;
+}
+
+/** Everything one transaction changed, published after it commits. */
+interface Effects {
+  events: InstanceEvent[];
+  wakeNodes: Set<string>;
+}
+
+export class InstanceService {
+  constructor(
+    private readonly repositories: Repositories,
+    private readonly clock: Clock,
+    private readonly ids: IdGenerator,
+    private readonly live: LiveEvents,
+    private readonly signals: NodeSignals,
+    private readonly explanations: PlacementExplanations,
+    private readonly wakeScheduler: () => void,
+  ) {}
+
+  view(instance: StoredInstance): InstanceView {
+    const variables: Record<string, string> = { ...instance.variables };
+    for (const name of instance.secretVariables) variables[name] = REDACTED;
+    return { ...instance, variables, pendingPlacement: this.explanations.get(instance.id) };
+  }
+
+  list(filter: InstanceFilter): Promise<Page<StoredInstance>> {
+    return this.repositories.instances.list(filter);
+  }
+
+  async get(id: string): Promise<StoredInstance> {
+    const instance = await this.repositories.instances.get(id);
+    if (!instance) throw new NotFoundError("instance", id);
+    return instance;
+  }
+
+  async create(
+    input: CreateInstanceInput,
+    actor: Actor,
+    ip: string | null,
+  ): Promise<StoredInstance> {
+    if (!INSTANCE_NAME.test(input.name)) {
+      throw new ValidationError([
+        {
+          path: "name",
+          message:
+            "must be 1-64 letters, digits, spaces, '.', '_' or '-', starting with a letter or digit",
+        },
+      ]);
+    }
+    const version = await this.repositories.templates.getVersion(input.template, input.version);
+    if (!version) {
+      throw new NotFoundError(
+        "template",
+        input.version ? `${input.template}@${input.version}` : input.template,
+      );
+    }
+    const { definition } = version;
+    const checked = checkVariables(definition.variables, input.variables ?? {});
+    if (!checked.ok) throw new ValidationError(checked.issues);
+    const variables: Record<string, string> = {};
+    for (const name of Object.keys(definition.variables)) {
+      const value = checked.variables.get(name);
+      if (value !== undefined) variables[name] = value;
+    }
+    const secretVariables = Object.entries(definition.variables)
+      .filter(([, variable]) => variable.secret)
+      .map(([name]) => name);
+    const now = this.clock.now();
+    const effects: Effects = { events: [], wakeNodes: new Set() };
+    const instance = await this.repositories.transaction(async (tx) => {
+      effects.events = [];
+      const created = await tx.instances.create(
+        {
+          id: this.ids.next("inst"),
+          name: input.name,
+          templateName: definition.name,
+          templateVersion: version.version,
+          desiredState: "running",
+          state: "REQUESTED",
+          nodeId: null,
+          epoch: 0,
+          ports: {},
+          resources: definition.resources,
+          variables,
+          secretVariables,
+          owner: actor.kind === "user" ? actor.id : null,
+        },
+        now,
+      );
+      // Creation is logged too, so live views learn about new instances.
+      effects.events.push(
+        await tx.events.append({
+          instanceId: created.id,
+          from: "REQUESTED",
+          to: "REQUESTED",
+          at: now,
+          reason: `created from ${definition.name}@${version.version}`,
+          actor,
+        }),
+      );
+      await tx.audit.append({
+        at: now,
+        actor,
+        action: "instance.create",
+        target: `instance:${created.id}`,
+        details: { template: definition.name, version: version.version, name: input.name },
+        source: ip,
+      });
+      return created;
+    });
+    this.publish(effects);
+    this.wakeScheduler();
+    return instance;
+  }
+
+  /** start / stop / restart / kill / input. */
+  async act(
+    id: string,
+    action: InstanceAction,
+    actor: Actor,
+    ip: string | null,
+    line?: string,
+  ): Promise<StoredInstance> {
+    if (action === "input") {
+      if (
+        typeof line !== "string" ||
+        line.length === 0 ||
+        line.length > MAX_INPUT_LENGTH ||
+        /[\r\n\0]/.test(line)
+      ) {
+        throw new ValidationError([
+          { path: "line", message: `must be one line of 1-${MAX_INPUT_LENGTH} characters` },
+        ]);
+      }
+    }
+    const effects: Effects = { events: [], wakeNodes: new Set() };
+    const result = await this.repositories.transaction(async (tx) => {
+      effects.wakeNodes.clear();
+      const instance = await tx.instances.get(id);
+      if (!instance) throw new NotFoundError("instance", id);
+      if (instance.desiredState === "destroyed") {
+        throw new ConflictError(`instance ${id} is being destroyed`, {
+          details: { state: instance.state },
+        });
+      }
+      const command = commandFor(
+        action,
+        instance.state,
+        instance.failure?.kind === "prepare-failed",
+      );
+      if (action === "input" && command === null) {
+        throw new ConflictError(`cannot send input to an instance in state ${instance.state}`, {
+          details: { state: instance.state },
+        });
+      }
+      const desired = action === "stop" || action === "kill" ? "stopped" : "running";
+      let updated = instance;
+      if (instance.desiredState !== desired) {
+        updated = await tx.instances.update(
+          id,
+          { state: instance.state, version: instance.version },
+          { desiredState: desired },
+          this.clock.now(),
+        );
+      }
+      if (command && instance.nodeId) {
+        await this.enqueue(tx, instance, command, action === "input" ? { line: line! } : {});
+        effects.wakeNodes.add(instance.nodeId);
+      }
+      await tx.audit.append({
+        at: this.clock.now(),
+        actor,
+        action: `instance.${action}`,
+        target: `instance:${id}`,
+        // Console input may hold anything (passwords typed into a console): never logged.
+        details: { state: instance.state, command },
+        source: ip,
+      });
+      return updated;
+    });
+    this.publish(effects);
+    if (action !== "input" && result.state === "REQUESTED") this.wakeScheduler();
+    return result;
+  }
+
+  /** Destroys an instance: at once when it was never placed, else through its node. */
+  async destroy(id: string, actor: Actor, ip: string | null): Promise<StoredInstance> {
+    const effects: Effects = { events: [], wakeNodes: new Set() };
+    const result = await this.repositories.transaction(async (tx) => {
+      effects.events = [];
+      effects.wakeNodes.clear();
+      const instance = await tx.instances.get(id);
+      if (!instance) throw new NotFoundError("instance", id);
+      if (instance.state === "DESTROYING" || instance.state === "DESTROYED") return instance;
+      const now = this.clock.now();
+      const { instance: updated, event } = await tx.instances.transition(id, {
+        expected: { state: instance.state, version: instance.version },
+        trigger: "destroy",
+        reason: "destroy requested",
+        actor,
+        at: now,
+        change: { desiredState: "destroyed" },
+      });
+      effects.events.push(event);
+      if (updated.state === "DESTROYING" && instance.nodeId) {
+        await this.enqueue(tx, instance, "destroy", {});
+        effects.wakeNodes.add(instance.nodeId);
+      }
+      await tx.audit.append({
+        at: now,
+        actor,
+        action: "instance.destroy",
+        target: `instance:${id}`,
+        details: { state: instance.state },
+        source: ip,
+      });
+      return updated;
+    });
+    this.explanations.delete(id);
+    this.publish(effects);
+    return result;
+  }
+
+  async events(id: string, afterSeq?: number, limit = 100): Promise<InstanceEvent[]> {
+    await this.get(id);
+    return this.repositories.events.listForInstance(id, {
+      ...(afterSeq ? { afterSeq } : {}),
+      limit,
+    });
+  }
+
+  private async enqueue(
+    tx: RepositorySet,
+    instance: StoredInstance,
+    type: "start" | "stop" | "restart" | "kill" | "input" | "destroy" | "prepare",
+    payload: Record<string, unknown>,
+  ): Promise<void> {
+    await tx.commands.enqueue(
+      {
+        id: this.ids.next("cmd"),
+        nodeId: instance.nodeId!,
+        instanceId: instance.id,
+        type,
+        payload,
+        epoch: instance.epoch,
+      },
+      this.clock.now(),
+    );
+  }
+
+  private publish(effects: Effects): void {
+    for (const event of effects.events) this.live.events.publish({ kind: "instance", ...event });
+    for (const nodeId of effects.wakeNodes) this.signals.wake(nodeId);
+  }
+}
+
+/** Which command an action sends from a state; null when the node has nothing to do. */
+export function commandFor(
+  action: InstanceAction,
+  state: InstanceState,
+  prepareFailed: boolean,
+): "start" | "stop" | "restart" | "kill" | "input" | "prepare" | null {
+  switch (action) {
+    case "start":
+      if (state === "FAILED" && prepareFailed) return "prepare";
+      return state === "PREPARED" || state === "STOPPED" || state === "FAILED" ? "start" : null;
+    case "stop":
+      return state === "STARTING" || state === "RUNNING" ? "stop" : null;
+    case "restart":
+      if (state === "STARTING" || state === "RUNNING") return "restart";
+      if (state === "FAILED" && prepareFailed) return "prepare";
+      return state === "PREPARED" || state === "STOPPED" || state === "FAILED" ? "start" : null;
+    case "kill":
+      return state === "STARTING" || state === "RUNNING" || state === "STOPPING" ? "kill" : null;
+    case "input":
+      return state === "RUNNING" ? "input" : null;
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * What the Brain broadcasts to live streams: logged events (instance and node
+ * transitions, with their seq), log lines, and revocations that must end the
+ * streams of a user, token or session at once.
+ */
+import type { LoggedEvent } from "@orchestrator/core";
+import { EventHub } from "../events/event-hub.js";
+
+export interface LogLineEvent {
+  instanceId: string;
+  stream: "stdout" | "stderr";
+  line: string;
+  at: string;
+}
+
+export interface Revocation {
+  userId?: string;
+  tokenId?: string;
+  sessionId?: string;
+}
+
+export class LiveEvents {
+  readonly events = new EventHub<LoggedEvent>();
+  readonly logs = new EventHub<LogLineEvent>();
+  readonly revocations = new EventHub<Revocation>();
+  /** How many log streams watch each instance (agents push lines only for these). */
+  private readonly watchers = new Map<string, number>();
+  /** Recent lines per watched or recently watched instance, for the backlog of a new viewer. */
+  private readonly backlogs = new Map<string, LogLineEvent[]>();
+
+  constructor(private readonly backlogLines = 200) {}
+
+  revoke(revocation: Revocation): void {
+    this.revocations.publish(revocation);
+  }
+
+  watch(instanceId: string): () => void {
+    this.watchers.set(instanceId, (this.watchers.get(instanceId) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (this.watchers.get(instanceId) ?? 1) - 1;
+      if (left <= 0) this.watchers.delete(instanceId);
+      else this.watchers.set(instanceId, left);
+    };
+  }
+
+  watchedInstances(): string[] {
+    return [...this.watchers.keys()];
+  }
+
+  /** Records lines pushed by an agent and fans them out. */
+  pushLogs(lines: readonly LogLineEvent[]): void {
+    for (const line of lines) {
+      let backlog = this.backlogs.get(line.instanceId);
+      if (!backlog) {
+        backlog = [];
+        this.backlogs.set(line.instanceId, backlog);
+      }
+      backlog.push(line);
+      if (backlog.length > this.backlogLines) backlog.splice(0, backlog.length - this.backlogLines);
+      this.logs.publish(line);
+    }
+  }
+
+  backlog(instanceId: string): LogLineEvent[] {
+    return [...(this.backlogs.get(instanceId) ?? [])];
+  }
+}
