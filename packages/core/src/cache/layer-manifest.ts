@@ -1,6 +1,6 @@
 /**
  * The cache's on-disk record of one layer: which generation folder is current
- * and what each file is (storage etag, size, sha256, and the stat identity of
+ * and what each file is (storage etag, size, digest, and the stat identity of
  * the local copy). Writing `current.json` (temp file + rename) is the commit
  * point of a sync: before it the new generation does not exist for anyone.
  */
@@ -14,8 +14,8 @@ export interface ManifestFile {
   /** The storage's etag when it was downloaded. */
   etag: string;
   size: number;
-  /** Hex sha256 of the content, computed while downloading. */
-  sha256: string;
+  /** `sha256:<hex>` or `md5:<hex>` of the content, computed while downloading. */
+  digest: string;
   /** Permission bits applied to the local copy. */
   mode: number;
   /** Local copy's mtime (ns) and inode, to notice a cached file being changed. */
@@ -65,8 +65,8 @@ function isManifestFile(value: unknown): value is ManifestFile {
     typeof file.etag === "string" &&
     Number.isSafeInteger(file.size) &&
     (file.size as number) >= 0 &&
-    typeof file.sha256 === "string" &&
-    /^[0-9a-f]{64}$/.test(file.sha256) &&
+    typeof file.digest === "string" &&
+    /^(sha256:[0-9a-f]{64}|md5:[0-9a-f]{32})$/.test(file.digest) &&
     Number.isInteger(file.mode) &&
     typeof file.mtimeNs === "string" &&
     typeof file.ino === "string"

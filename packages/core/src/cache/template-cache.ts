@@ -16,6 +16,7 @@
  */
 import { createHash, type Hash, randomUUID } from "node:crypto";
 import type { BigIntStats } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 import {
   copyFile,
   link,
@@ -174,8 +175,9 @@ function localError(error: unknown, layer: string): unknown {
   });
 }
 
-async function hashFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
+/** `<algorithm>:<hex>` of a local file. */
+async function hashFile(path: string, algorithm: string): Promise<string> {
+  const hash = createHash(algorithm);
   const handle = await open(path, "r");
   try {
     const buffer = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
@@ -187,19 +189,19 @@ async function hashFile(path: string): Promise<string> {
   } finally {
     await handle.close();
   }
-  return hash.digest("hex");
+  return `${algorithm}:${hash.digest("hex")}`;
 }
 
 function manifestEntry(
   file: StoredFile,
-  sha256: string,
+  digest: string,
   mode: number,
   stats: BigIntStats,
 ): ManifestFile {
   return {
     etag: file.etag,
     size: file.size,
-    sha256,
+    digest,
     mode,
     mtimeNs: stats.mtimeNs.toString(),
     ino: stats.ino.toString(),
@@ -769,7 +771,7 @@ export class TemplateCache implements Plugin {
           stats.isFile() &&
           Number(stats.size) === recorded.size &&
           (mode === "full"
-            ? (await hashFile(absolute)) === recorded.sha256
+            ? (await hashFile(absolute, recorded.digest.split(":")[0]!)) === recorded.digest
             : stats.mtimeNs.toString() === recorded.mtimeNs &&
               stats.ino.toString() === recorded.ino);
         if (!intact) damaged.add(path);
@@ -827,9 +829,10 @@ export class TemplateCache implements Plugin {
         if (cut > 0) folders.add(file.path.slice(0, cut));
       }
       await mkdir(staging, { recursive: true });
-      for (const folder of [...folders].sort()) {
-        await mkdir(join(staging, folder), { recursive: true });
-      }
+      // `mkdir -p` in parallel: concurrent creation of a shared parent is fine.
+      await mapLimit([...folders], LOCAL_CONCURRENCY, (folder) =>
+        mkdir(join(staging, folder), { recursive: true }),
+      );
       const source = previous ? join(entry.dir, previous.generation) : "";
       await mapLimit(reuse, LOCAL_CONCURRENCY, async (file) => {
         const recorded = previous!.files.get(file.path)!;
@@ -898,7 +901,9 @@ export class TemplateCache implements Plugin {
   /**
    * Downloads one file into `target`, pinned to the listed etag, resuming
    * (ranged storages) or restarting after transient failures, then checks
-   * its size and the digest the storage vouches for.
+   * its size and the digest the storage vouches for. One hash per byte: the
+   * vouched algorithm when there is one (S3's MD5 ETag), else sha256; the
+   * manifest keeps it for later full verification.
    */
   private async download(
     layer: string,
@@ -906,20 +911,18 @@ export class TemplateCache implements Plugin {
     target: string,
     signal: AbortSignal,
   ): Promise<ManifestFile> {
-    const handle = await open(target, "wx", 0o600);
+    let handle: FileHandle | null = null;
     try {
       let written = 0;
-      let sha256 = createHash("sha256");
-      let md5: Hash | null = null;
+      let hash: Hash | null = null;
+      let algorithm: "sha256" | "md5" = "sha256";
       let vouched: string | undefined;
       let mode = 0o644;
       for (let attempt = 0; ; attempt++) {
         const resume = this.capabilities.rangedReads && written > 0;
         if (!resume && written > 0) {
-          await handle.truncate(0);
+          await handle?.truncate(0);
           written = 0;
-          sha256 = createHash("sha256");
-          md5 = null;
         }
         const failed = async (error: unknown): Promise<void> => {
           if (signal.aborted) throw signal.reason;
@@ -931,8 +934,9 @@ export class TemplateCache implements Plugin {
           ) {
             throw new SyncRestart(`${file.path}: ${message(error)}`);
           }
-          if (!isRetryable(error) || attempt + 1 >= this.retry.attempts)
+          if (!isRetryable(error) || attempt + 1 >= this.retry.attempts) {
             throw new StorageFailure(error);
+          }
           await this.sleep(backoffDelay(attempt, this.retry, this.random), signal);
         };
         let result: ReadResult;
@@ -961,9 +965,12 @@ export class TemplateCache implements Plugin {
         }
         if (written === 0) {
           vouched = result.file.digest;
-          md5 = vouched?.startsWith("md5:") ? createHash("md5") : null;
+          algorithm = vouched?.startsWith("md5:") ? "md5" : "sha256";
+          hash = createHash(algorithm);
         }
-        mode = result.file.mode;
+        // Owner-readable so the cache can re-hash it; setuid/setgid/sticky dropped.
+        mode = (result.file.mode & 0o777) | 0o400;
+        handle ??= await open(target, "wx", mode);
         const iterator = result.body[Symbol.asyncIterator]();
         let finished = false;
         let streamError: unknown = null;
@@ -984,8 +991,7 @@ export class TemplateCache implements Plugin {
             if (written + chunk.length > file.size) {
               throw new SyncRestart(`${file.path} is longer than listed`);
             }
-            sha256.update(chunk);
-            md5?.update(chunk);
+            hash?.update(chunk);
             await handle.write(chunk, 0, chunk.length, written);
             written += chunk.length;
           }
@@ -1001,21 +1007,20 @@ export class TemplateCache implements Plugin {
         break;
       }
       if (written !== file.size) throw new SyncRestart(`${file.path} is shorter than listed`);
-      const hex = sha256.digest("hex");
-      const expected = vouched?.split(":")[1];
-      if (vouched?.startsWith("sha256:") && expected !== hex) {
-        throw new SyncRestart(`${file.path} does not match its sha256 digest`);
+      const digest = `${algorithm}:${hash?.digest("hex")}`;
+      if (vouched?.startsWith(`${algorithm}:`) && vouched !== digest) {
+        throw new SyncRestart(`${file.path} does not match its ${algorithm} digest`);
       }
-      if (md5 && expected !== md5.digest("hex")) {
-        throw new SyncRestart(`${file.path} does not match its md5 digest`);
+      handle ??= await open(target, "wx", mode);
+      let stats = await handle.stat({ bigint: true });
+      // The umask may have narrowed the mode given to open().
+      if ((Number(stats.mode) & 0o777) !== mode) {
+        await handle.chmod(mode);
+        stats = await handle.stat({ bigint: true });
       }
-      // Owner-readable so the cache can re-hash it; setuid/setgid/sticky dropped.
-      const finalMode = (mode & 0o777) | 0o400;
-      await handle.chmod(finalMode);
-      const stats = await handle.stat({ bigint: true });
-      return manifestEntry(file, hex, finalMode, stats);
+      return manifestEntry(file, digest, mode, stats);
     } finally {
-      await handle.close();
+      await handle?.close();
     }
   }
 
