@@ -105,8 +105,14 @@ function nodeIssues(node: NodeSnapshot, path: string, issues: ValidationIssue[])
   }
 }
 
-/** Grid cells per axis: GRID × GRID buckets over (free memory, free CPU) fractions. */
-export const GRID = 32;
+/**
+ * Grid cells per axis (grid × grid buckets over free memory and free CPU
+ * fractions): about 8 nodes per cell, between 4 and 32 per axis. A finer grid
+ * bounds scores more tightly; a coarser one has fewer empty cells to skip.
+ */
+export function gridSize(nodes: number): number {
+  return Math.min(32, Math.max(4, Math.round(Math.sqrt(nodes / 8))));
+}
 
 /** How the utilisation of a node is measured (the strategy scorers' weights). */
 export interface UtilisationWeights {
@@ -165,6 +171,8 @@ export class PreparedCluster {
   readonly weightSum: number;
   /** binpack visits the most allocated first; spread the least. */
   readonly fullestFirst: boolean;
+  /** Cells per axis of the grid index. */
+  readonly grid: number;
   /** Bucket ids from the best possible score to the worst. */
   readonly bucketOrder: Int32Array;
   readonly initialAllocMem: Float64Array;
@@ -276,9 +284,11 @@ export class PreparedCluster {
       same(this.diskBounds, this.capDisk, weights.disk);
     // A bucket's best possible score falls linearly with memory.x + cpu.y
     // (binpack) or rises with it (spread): one fixed visiting order.
-    const order = Array.from({ length: GRID * GRID }, (_, b) => b);
+    const grid = gridSize(schedulable.length);
+    this.grid = grid;
+    const order = Array.from({ length: grid * grid }, (_, b) => b);
     const weightOf = (b: number) =>
-      weights.memory * Math.floor(b / GRID) + weights.cpu * (b % GRID);
+      weights.memory * Math.floor(b / grid) + weights.cpu * (b % grid);
     order.sort(
       (a, b) => (fullestFirst ? weightOf(a) - weightOf(b) : weightOf(b) - weightOf(a)) || a - b,
     );
@@ -307,8 +317,8 @@ export class PreparedCluster {
   /** The grid cell of a node with these allocations. */
   bucketOf(i: number, allocMem: number, allocCpu: number): number {
     return (
-      bucketCoordinate(this.capMem[i]!, allocMem) * GRID +
-      bucketCoordinate(this.capCpu[i]!, allocCpu)
+      bucketCoordinate(this.capMem[i]!, allocMem, this.grid) * this.grid +
+      bucketCoordinate(this.capCpu[i]!, allocCpu, this.grid)
     );
   }
 
@@ -418,12 +428,12 @@ export class PreparedCluster {
   }
 }
 
-/** Grid coordinate of a free fraction: 0 (full or over-allocated) .. GRID - 1 (empty). */
-function bucketCoordinate(cap: number, alloc: number): number {
+/** Grid coordinate of a free fraction: 0 (full or over-allocated) .. grid - 1 (empty). */
+function bucketCoordinate(cap: number, alloc: number, grid: number): number {
   if (!(cap > 0)) return 0;
   const free = (cap - alloc) / cap;
   if (!(free > 0)) return 0;
-  return Math.min(GRID - 1, Math.floor(free * GRID));
+  return Math.min(grid - 1, Math.floor(free * grid));
 }
 
 interface LabelCounts {
@@ -483,7 +493,7 @@ export class ClusterState {
   /** The read-only state of a prepared snapshot. */
   static initial(cluster: PreparedCluster): ClusterState {
     const key = new Float64Array(cluster.size);
-    const buckets: number[][] = Array.from({ length: GRID * GRID }, () => []);
+    const buckets: number[][] = Array.from({ length: cluster.grid * cluster.grid }, () => []);
     for (const i of cluster.schedulable) {
       key[i] = cluster.utilisationKey(
         i,

@@ -14,7 +14,7 @@
  */
 import type { Resources } from "@orchestrator/core";
 import { OrchestratorError, ValidationError } from "@orchestrator/core";
-import { ClusterState, EPSILON, GRID, PreparedCluster, SCHEDULABLE } from "./cluster-state.js";
+import { ClusterState, EPSILON, PreparedCluster, SCHEDULABLE } from "./cluster-state.js";
 import { constraintKey, describeConstraint } from "./constraint.js";
 import {
   countLine,
@@ -335,6 +335,25 @@ function analyseAffinities(state: ClusterState, list: readonly Affinity[]): Affi
   return analysis;
 }
 
+/**
+ * Which values of `label` the constraints leave open (slot = value id + 1), or
+ * null when none constrain it: a soft score only a constrained-out value could
+ * reach must not loosen the search's bounds.
+ */
+function allowedSlots(
+  constraints: readonly (LabelTest & { constraint: Constraint })[],
+  label: string,
+  slots: number,
+): Uint8Array | null {
+  let allowed: Uint8Array | null = null;
+  for (const test of constraints) {
+    if (test.constraint.label !== label) continue;
+    allowed ??= new Uint8Array(slots).fill(1);
+    for (let slot = 0; slot < slots; slot += 1) if (test.table[slot] === 0) allowed[slot] = 0;
+  }
+  return allowed;
+}
+
 function compile(
   state: ClusterState,
   request: PlacementRequest,
@@ -342,22 +361,13 @@ function compile(
 ): CompiledRequest {
   const cluster = state.cluster;
   const w = options.weights;
-  const constraints = (request.constraints ?? []).map((constraint) => ({
-    column: cluster.labelColumn(constraint.label).valueIds,
-    table: cluster.matchTable(constraint),
-    constraint,
-  }));
-  // Which values of a label the request's constraints leave open (slot = value id + 1):
-  // a soft score only a constrained-out value could reach must not loosen the bounds.
-  const allowedSlots = (label: string, slots: number): Uint8Array | null => {
-    let allowed: Uint8Array | null = null;
-    for (const test of constraints) {
-      if (test.constraint.label !== label) continue;
-      allowed ??= new Uint8Array(slots).fill(1);
-      for (let slot = 0; slot < slots; slot += 1) if (test.table[slot] === 0) allowed[slot] = 0;
-    }
-    return allowed;
-  };
+  const constraints: (LabelTest & { constraint: Constraint })[] = [];
+  for (const constraint of request.constraints ?? [])
+    constraints.push({
+      column: cluster.labelColumn(constraint.label).valueIds,
+      table: cluster.matchTable(constraint),
+      constraint,
+    });
   const affinity =
     w.affinity > 0 && request.affinities !== undefined && request.affinities.length > 0
       ? analyseAffinities(state, request.affinities)
@@ -369,7 +379,7 @@ function compile(
   if (constraints.length > 0 && affinity.groups.length > 0) {
     let constrained = 0;
     for (const group of affinity.groups) {
-      const allowed = allowedSlots(group.label, group.sums.length);
+      const allowed = allowedSlots(constraints, group.label, group.sums.length);
       let best = Number.NEGATIVE_INFINITY;
       for (let slot = 0; slot < group.sums.length; slot += 1)
         if ((allowed === null || allowed[slot] === 1) && group.sums[slot]! > best)
@@ -416,7 +426,7 @@ function compile(
       const cap = rule.maxPerValue ?? Number.POSITIVE_INFINITY;
       if (cap !== Number.POSITIVE_INFINITY) spreadsCapped = true;
       const weight = (rule.weight ?? 50) / 100;
-      const allowed = allowedSlots(rule.label, counts.length + 1);
+      const allowed = allowedSlots(constraints, rule.label, counts.length + 1);
       let best = 0;
       for (let slot = 0; slot < scores.length; slot += 1)
         if ((allowed === null || allowed[slot] === 1) && scores[slot]! > best) best = scores[slot]!;
@@ -723,6 +733,11 @@ function exhaustiveSearch(
   };
 }
 
+/** What share of `cap` `need` is (0 for a resource the node does not have). */
+function share(need: number, cap: number): number {
+  return cap > 0 ? need / cap : 0;
+}
+
 /** Branch and bound over the grid (see the file header). */
 function gridSearch(
   state: ClusterState,
@@ -740,7 +755,6 @@ function gridSearch(
   const { memBounds, cpuBounds, diskBounds, uniform } = cluster;
   // The request's own share of a node, at its largest (binpack bound) and
   // smallest (spread bound) over all node sizes.
-  const share = (need: number, cap: number) => (cap > 0 ? need / cap : 0);
   const shareMax =
     (w.memory * share(cr.mem, memBounds.min) +
       w.cpu * share(cr.cpu, cpuBounds.min) +
@@ -751,9 +765,10 @@ function gridSearch(
       w.cpu * share(cr.cpu, cpuBounds.max) +
       w.disk * share(cr.disk, diskBounds.max)) /
     weightSum;
-  // Largest free amount a cell can hold: (coordinate + 1)/GRID of the largest capacity.
-  const memCell = memBounds.max / GRID;
-  const cpuCell = cpuBounds.max / GRID;
+  // Largest free amount a cell can hold: (coordinate + 1)/grid of the largest capacity.
+  const grid = cluster.grid;
+  const memCell = memBounds.max / grid;
+  const cpuCell = cpuBounds.max / grid;
   const memNeed = cr.mem - EPSILON;
   const cpuNeed = cr.cpu - EPSILON;
   const order = cluster.bucketOrder;
@@ -794,16 +809,16 @@ function gridSearch(
     const b = order[k]!;
     const list = buckets[b]!;
     if (list.length === 0) continue;
-    const x = (b / GRID) | 0;
-    const y = b - x * GRID;
+    const x = (b / grid) | 0;
+    const y = b - x * grid;
     // Nobody in this cell has enough memory or CPU: skip it whole.
     if ((x + 1) * memCell < memNeed || (y + 1) * cpuCell < cpuNeed) continue;
     if (best >= 0) {
-      // Utilisation within the cell: free fractions lie in [x/GRID, (x+1)/GRID).
+      // Utilisation within the cell: free fractions lie in [x/grid, (x+1)/grid).
       const fitBound = binpack
-        ? (w.memory * (1 - x / GRID) + w.cpu * (1 - y / GRID) + w.disk) / weightSum + shareMax
+        ? (w.memory * (1 - x / grid) + w.cpu * (1 - y / grid) + w.disk) / weightSum + shareMax
         : 1 -
-          ((w.memory * (1 - (x + 1) / GRID) + w.cpu * (1 - (y + 1) / GRID)) / weightSum + shareMin);
+          ((w.memory * (1 - (x + 1) / grid) + w.cpu * (1 - (y + 1) / grid)) / weightSum + shareMin);
       // Cells come in falling order of this bound: none left can win.
       if (totalBound(cr, fitBound, softMax) < bestScore - TIE) break;
     }
@@ -906,7 +921,20 @@ function filteredCounts(state: ClusterState, cr: CompiledRequest, tally: Tally):
   return out;
 }
 
-const plural = (count: number, word: string) => `${count} ${count === 1 ? word : `${word}s`}`;
+/** "binpack 0.912, affinity 0.400 ×2" */
+function describeComponents(components: readonly ScoreComponent[]): string {
+  let text = "";
+  for (const c of components) {
+    if (text !== "") text += ", ";
+    text += `${c.scorer} ${formatScore(c.score)}`;
+    if (c.weight !== 1) text += ` ×${formatAmount(c.weight)}`;
+  }
+  return text;
+}
+
+function plural(count: number, word: string): string {
+  return `${count} ${count === 1 ? word : `${word}s`}`;
+}
 
 function decide(
   state: ClusterState,
@@ -953,12 +981,7 @@ function decide(
   const notEvaluated = cluster.schedulable.length - search.evaluated;
   const evaluated = nodes - notEvaluated;
   lines.push(
-    `placed on ${nodeId} with score ${formatScore(total)} (${components
-      .map(
-        (c) =>
-          `${c.scorer} ${formatScore(c.score)}${c.weight === 1 ? "" : ` ×${formatAmount(c.weight)}`}`,
-      )
-      .join(", ")})`,
+    `placed on ${nodeId} with score ${formatScore(total)} (${describeComponents(components)})`,
   );
   lines.push(
     `${evaluated} of ${plural(nodes, "node")} evaluated, ${search.feasible} feasible` +
