@@ -298,6 +298,17 @@ describe("mergeLayers", () => {
     expect(await readdir(join(box.root, "instances"))).toEqual(["i-1"]);
   });
 
+  it("stops when aborted, leaving no instance and no staging", async () => {
+    const layer = await box.layer("app", { a: "a", "b/c": "c" });
+    const controller = new AbortController();
+    controller.abort(new Error("cancelled by test"));
+    await expect(
+      mergeLayers({ layers: [layer], target: box.target, signal: controller.signal }),
+    ).rejects.toThrow("cancelled by test");
+    await expect(lstat(box.target)).rejects.toThrow(/ENOENT/);
+    expect(await readdir(join(box.root, "instances")).catch(() => [])).toEqual([]);
+  });
+
   it("validates its options", async () => {
     const layer = await box.layer("app", { a: "a" });
     expect((await failure(mergeLayers({ layers: [], target: box.target }))).code).toBe(

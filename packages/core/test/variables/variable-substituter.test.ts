@@ -102,6 +102,29 @@ describe("VariableSubstituter", () => {
     await expect(stat(join(dir, "out.txt"))).rejects.toThrow(/ENOENT/);
   });
 
+  it("has a synchronous variant for small files with the same results", async () => {
+    await writeFile(join(dir, "in.cfg"), "name=${NAME}\n${NOPE}");
+    const lenient = new VariableSubstituter(values, { strict: false });
+    const report = lenient.substituteFileSync(join(dir, "in.cfg"), join(dir, "out.cfg"), {
+      source: "in.cfg",
+      mode: 0o600,
+    });
+    expect(await readFile(join(dir, "out.cfg"), "utf8")).toBe("name=world\n${NOPE}");
+    expect((await stat(join(dir, "out.cfg"))).mode & 0o777).toBe(0o600);
+    expect(report.unknown).toEqual([{ source: "in.cfg", line: 2, column: 1, name: "NOPE" }]);
+    expect(() =>
+      new VariableSubstituter(values).substituteFileSync(
+        join(dir, "in.cfg"),
+        join(dir, "strict.cfg"),
+      ),
+    ).toThrow(/unknown variables/);
+    await expect(stat(join(dir, "strict.cfg"))).rejects.toThrow(/ENOENT/);
+    // Exclusive creation: an existing file (or planted symlink) is never overwritten.
+    expect(() => lenient.substituteFileSync(join(dir, "in.cfg"), join(dir, "out.cfg"))).toThrow(
+      /EEXIST/,
+    );
+  });
+
   it("copies binary files untouched", async () => {
     const binary = Buffer.concat([Buffer.from("PK\u0003\u0004\u0000${NAME}"), Buffer.alloc(100)]);
     await writeFile(join(dir, "a.jar"), binary);
