@@ -65,6 +65,8 @@ interface Tracked {
   id: string;
   backlog: LogBacklog;
   pump: { close(): void; done: Promise<void> } | null;
+  /** Set while `start()` is opening the log follow: an exit waits for it. */
+  starting: Promise<void> | null;
   /** History was read into the backlog (or the runtime saw the run begin). */
   filled: boolean;
   /** Nanosecond timestamp of the newest log line taken, to skip overlaps between reads. */
@@ -223,11 +225,6 @@ export class DockerRuntime implements Runtime {
     const mountSource = await resolveInstanceDirectory(spec.workingDirectory, this.policy);
     options.signal?.throwIfAborted();
     const name = this.containerName(spec.instanceId);
-    if (await this.inspectByName(name)) {
-      throw new ConflictError(`runtime instance '${spec.instanceId}' already exists`);
-    }
-    await this.ensureImage(spec.image!, options.signal);
-    options.signal?.throwIfAborted();
     const stored: StoredSpec = {
       ports: [...spec.ports],
       stop: spec.stop,
@@ -253,58 +250,83 @@ export class DockerRuntime implements Runtime {
     const memory = Math.round(spec.resources.memoryMb * 1024 * 1024);
     const rotation = this.config.logRotation ?? { maxSize: "10m", maxFiles: 3 };
     const readOnly = this.config.readOnlyRootFilesystem ?? false;
-    try {
-      const container = await this.docker.createContainer({
-        name,
-        Image: spec.image!,
-        ...(spec.command.length > 0 ? { Cmd: [...spec.command] } : {}),
-        Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
-        WorkingDir: this.mountPath,
-        Labels: labels,
-        ...(this.config.user ? { User: this.config.user } : {}),
-        // A console for `sendInput`: stdin stays open between attaches.
-        OpenStdin: true,
-        StdinOnce: false,
-        AttachStdin: false,
-        AttachStdout: false,
-        AttachStderr: false,
-        Tty: false,
-        StopSignal: spec.stop.signal,
-        ExposedPorts: exposed,
-        HostConfig: {
-          Mounts: [{ Type: "bind", Source: mountSource, Target: this.mountPath, ReadOnly: false }],
-          PortBindings: bindings,
-          NetworkMode: this.network,
-          Privileged: false,
-          PidMode: "",
-          IpcMode: "private",
-          UTSMode: "",
-          UsernsMode: "",
-          CapDrop: ["ALL"],
-          CapAdd: this.capAdd,
-          SecurityOpt: ["no-new-privileges:true"],
-          PidsLimit: this.config.pidsLimit ?? 512,
-          Memory: memory,
-          MemorySwap: memory, // no swap beyond the limit
-          NanoCpus: Math.max(1, Math.round(spec.resources.cpu * 1e9)),
-          Init: true,
-          ReadonlyRootfs: readOnly,
-          ...(readOnly ? { Tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" } } : {}),
-          RestartPolicy: { Name: "no" }, // the agent's restart policy decides, not the engine
-          AutoRemove: false,
-          Devices: [],
-          LogConfig: {
-            Type: "json-file",
-            Config: { "max-size": rotation.maxSize, "max-file": String(rotation.maxFiles) },
-          },
+    const body: Dockerode.ContainerCreateOptions = {
+      name,
+      Image: spec.image!,
+      ...(spec.command.length > 0 ? { Cmd: [...spec.command] } : {}),
+      Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+      WorkingDir: this.mountPath,
+      Labels: labels,
+      ...(this.config.user ? { User: this.config.user } : {}),
+      // A console for `sendInput`: stdin stays open between attaches.
+      OpenStdin: true,
+      StdinOnce: false,
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      Tty: false,
+      StopSignal: spec.stop.signal,
+      ExposedPorts: exposed,
+      HostConfig: {
+        Mounts: [{ Type: "bind", Source: mountSource, Target: this.mountPath, ReadOnly: false }],
+        PortBindings: bindings,
+        NetworkMode: this.network,
+        Privileged: false,
+        PidMode: "",
+        IpcMode: "private",
+        UTSMode: "",
+        UsernsMode: "",
+        CapDrop: ["ALL"],
+        CapAdd: this.capAdd,
+        SecurityOpt: ["no-new-privileges:true"],
+        PidsLimit: this.config.pidsLimit ?? 512,
+        Memory: memory,
+        MemorySwap: memory, // no swap beyond the limit
+        NanoCpus: Math.max(1, Math.round(spec.resources.cpu * 1e9)),
+        Init: true,
+        ReadonlyRootfs: readOnly,
+        ...(readOnly ? { Tmpfs: { "/tmp": "rw,noexec,nosuid,size=64m" } } : {}),
+        RestartPolicy: { Name: "no" }, // the agent's restart policy decides, not the engine
+        AutoRemove: false,
+        Devices: [],
+        LogConfig: {
+          Type: "json-file",
+          Config: { "max-size": rotation.maxSize, "max-file": String(rotation.maxFiles) },
         },
-      });
-      const info = await container.inspect();
-      this.track(spec.instanceId).filled = true;
-      return this.toInfo(info);
+      },
+    };
+    let container: Dockerode.Container;
+    try {
+      container = await this.docker.createContainer(body);
     } catch (error) {
-      throw classifyDockerError(error, `create ${spec.instanceId}`);
+      if (dockerStatus(error) === 409) {
+        throw new ConflictError(`runtime instance '${spec.instanceId}' already exists`, {
+          cause: error,
+        });
+      }
+      if (dockerStatus(error) !== 404)
+        throw classifyDockerError(error, `create ${spec.instanceId}`);
+      // The image is missing (the only 404 of a create): pull it if allowed, then once more.
+      await this.pullImage(spec.image!, options.signal);
+      try {
+        container = await this.docker.createContainer(body);
+      } catch (retryError) {
+        throw classifyDockerError(retryError, `create ${spec.instanceId}`);
+      }
     }
+    this.track(spec.instanceId).filled = true;
+    // Built from what was asked rather than read back: one engine round trip fewer.
+    return {
+      instanceId: spec.instanceId,
+      status: "created",
+      labels: spec.labels,
+      ports: spec.ports,
+      handle: container.id,
+      startedAt: null,
+      finishedAt: null,
+      exitCode: null,
+      signal: null,
+    };
   }
 
   async start(
@@ -335,19 +357,28 @@ export class DockerRuntime implements Runtime {
     tracked.cpuSample = null;
     const container = this.docker.getContainer(found.Id);
     const sinceSeconds = Math.floor(this.clock.now().getTime() / 1000) - 1;
+    let opened!: () => void;
+    tracked.starting = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
     try {
-      await container.start();
-    } catch (error) {
-      if (dockerStatus(error) === 304) {
-        throw new ConflictError(`runtime instance '${instanceId}' is already running`);
+      try {
+        await container.start();
+      } catch (error) {
+        if (dockerStatus(error) === 304) {
+          throw new ConflictError(`runtime instance '${instanceId}' is already running`);
+        }
+        throw classifyDockerError(error, `start ${instanceId}`);
       }
-      throw classifyDockerError(error, `start ${instanceId}`);
+      const started = await this.inspectOrThrow(found.Id, instanceId);
+      this.beginRun(tracked, started, found.State.FinishedAt);
+      tracked.filled = true;
+      await this.openPump(tracked, found.Id, { since: sinceSeconds });
+      return this.toInfo(started);
+    } finally {
+      tracked.starting = null;
+      opened();
     }
-    const started = await this.inspectOrThrow(found.Id, instanceId);
-    this.beginRun(tracked, started, found.State.FinishedAt);
-    tracked.filled = true;
-    await this.openPump(tracked, found.Id, { since: sinceSeconds });
-    return this.toInfo(started);
   }
 
   async stop(
@@ -452,6 +483,9 @@ export class DockerRuntime implements Runtime {
     options: RuntimeLogOptions = {},
   ): Promise<AsyncIterable<RuntimeLogLine>> {
     await this.ready();
+    const following = this.tracked.get(instanceId);
+    // Following a running container already: the backlog is current, no engine call needed.
+    if (following?.pump && following.filled) return following.backlog.read(options);
     const found = await this.require(instanceId);
     const tracked = this.track(instanceId);
     // First sight of this container (e.g. after an agent restart): its recent
@@ -585,6 +619,7 @@ export class DockerRuntime implements Runtime {
         id: instanceId,
         backlog: new LogBacklog(this.config.logBacklog),
         pump: null,
+        starting: null,
         filled: false,
         lastLogKey: 0n,
         lastLogText: "",
@@ -686,13 +721,7 @@ export class DockerRuntime implements Runtime {
     };
   }
 
-  private async ensureImage(image: string, signal?: AbortSignal): Promise<void> {
-    try {
-      await this.docker.getImage(image).inspect();
-      return;
-    } catch (error) {
-      if (dockerStatus(error) !== 404) throw classifyDockerError(error, `image ${image}`);
-    }
+  private async pullImage(image: string, signal?: AbortSignal): Promise<void> {
     if ((this.config.pull ?? "missing") === "never") {
       throw new ValidationError([
         { path: "image", message: `${image} is not present and pulling is off` },
@@ -754,7 +783,10 @@ export class DockerRuntime implements Runtime {
    * last lines, so an exit is announced after the output that preceded it.
    */
   private async drainLogs(instanceId: string): Promise<void> {
-    const pump = this.tracked.get(instanceId)?.pump;
+    const tracked = this.tracked.get(instanceId);
+    // A server that crashes at once may die before start() has opened its follow.
+    if (tracked?.starting) await Promise.race([tracked.starting, sleep(2000)]);
+    const pump = tracked?.pump;
     if (pump) await Promise.race([pump.done, sleep(2000)]);
   }
 

@@ -307,6 +307,9 @@ export class ProcessRuntime implements Runtime {
       // has a reader for as long as the server lives, whoever writes to it.
       const stdin = await open(join(dir, "stdin"), constants.O_RDWR);
       const startedAt = this.clock.now();
+      // Followed before the spawn: a server that exits at once still has every
+      // line in the backlog before its exit is announced.
+      await this.follow(attachment, true, startedAt.getTime());
       try {
         const subprocess = execa(
           this.shell,
@@ -348,10 +351,14 @@ export class ProcessRuntime implements Runtime {
           () => this.finishRun(attachment, run, {}),
         );
         await this.writeRecord(dir, attachment.record);
+      } catch (error) {
+        if (!attachment.record.run || attachment.record.exit) {
+          await Promise.all(attachment.tailers.map((tailer) => tailer.close()));
+        }
+        throw error;
       } finally {
         await Promise.all([stdin.close(), stdout.close(), stderr.close()]);
       }
-      await this.follow(attachment, true);
       return this.info(attachment);
     });
   }
@@ -654,10 +661,12 @@ export class ProcessRuntime implements Runtime {
   }
 
   /** Reads the log files into the backlog; `live` keeps following them. */
-  private async follow(attachment: Attachment, live: boolean): Promise<void> {
+  private async follow(
+    attachment: Attachment,
+    live: boolean,
+    since = attachment.record.run ? new Date(attachment.record.run.startedAt).getTime() : 0,
+  ): Promise<void> {
     await Promise.all(attachment.tailers.map((tailer) => tailer.close()));
-    const run = attachment.record.run;
-    const since = run ? new Date(run.startedAt).getTime() : 0;
     const lastBytes = this.config.logBacklog?.maxBytes ?? 1024 * 1024;
     attachment.tailers = (["stdout", "stderr"] as const).map(
       (stream) =>
