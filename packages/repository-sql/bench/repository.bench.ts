@@ -306,6 +306,25 @@ function listInstances(target: Target, expected: number): () => Promise<number> 
   };
 }
 
+/** Runs `ours` and `baseline` interleaved, and records our CPU time per operation (user + system). */
+async function measure(
+  runs: number,
+  operations: number,
+  ours: () => Promise<number>,
+  baseline: () => Promise<number>,
+): Promise<{ ours: number[]; baseline: number[]; cpuMicrosPerOperation: number }> {
+  const cpu: number[] = [];
+  const timedOurs = async () => {
+    const start = process.cpuUsage();
+    const value = await ours();
+    const used = process.cpuUsage(start);
+    cpu.push((used.user + used.system) / operations);
+    return value;
+  };
+  const measured = await interleave(runs, timedOurs, baseline);
+  return { ...measured, cpuMicrosPerOperation: Math.round(median(cpu.slice(1)) * 10) / 10 };
+}
+
 function result(
   id: string,
   name: string,
@@ -383,7 +402,7 @@ const bench: BenchModule = {
         if (selected(ids.create)) {
           const count = sizes[flavor].create;
           context.log(`${ids.create}: ${runs} × ${count} creations`);
-          const measured = await interleave(runs, instanceCreate(target, count), () =>
+          const measured = await measure(runs, count, instanceCreate(target, count), () =>
             target.bare.insertLoop(count),
           );
           results.push(
@@ -399,14 +418,17 @@ const bench: BenchModule = {
                     met: (value) => value >= 2000,
                   }
                 : { text: "≥ 0.2× bare insert loop", met: (_, ratio) => ratio >= 0.2 },
-              { operationsPerRun: count, statementsPerCreation: 10 },
+              {
+                operationsPerRun: count,
+                cpuMicrosPerCreation: measured.cpuMicrosPerOperation,
+              },
             ),
           );
         }
         if (selected(ids.append)) {
           const count = sizes[flavor].append;
           context.log(`${ids.append}: ${runs} × ${count} appends`);
-          const measured = await interleave(runs, eventAppend(target, count), () =>
+          const measured = await measure(runs, count, eventAppend(target, count), () =>
             target.bare.insertLoop(count),
           );
           results.push(
@@ -417,14 +439,14 @@ const bench: BenchModule = {
               measured,
               "bare single-row INSERT loop",
               { text: "≥ 0.3× bare insert loop", met: (_, ratio) => ratio >= 0.3 },
-              { operationsPerRun: count },
+              { operationsPerRun: count, cpuMicrosPerAppend: measured.cpuMicrosPerOperation },
             ),
           );
         }
         if (selected(ids.list)) {
           context.log(`${ids.list}: seeding ${listed} instances`);
           await seedInstances(target, listed);
-          const measured = await interleave(runs, listInstances(target, listed), () =>
+          const measured = await measure(runs, listed, listInstances(target, listed), () =>
             target.bare.selectInstances("listed"),
           );
           const insertLoop = await target.bare.insertLoop(flavor === "sqlite" ? 2000 : 200);
@@ -438,6 +460,7 @@ const bench: BenchModule = {
               { text: "≥ 0.3× bare SELECT", met: (_, ratio) => ratio >= 0.3 },
               {
                 rowsListed: listed,
+                cpuMicrosPerRow: measured.cpuMicrosPerOperation,
                 msPerListing: Math.round((listed / median(measured.ours)) * 1000 * 10) / 10,
                 bareInsertLoopRowsPerSecond: Math.round(insertLoop),
               },

@@ -103,7 +103,8 @@ export interface InstancesTable {
 }
 
 export interface EventsTable {
-  seq: number;
+  /** Assigned in commit order (MySQL: from orch_sequences; SQLite: the rowid). */
+  seq: Generated<number>;
   kind: string;
   subject_id: string;
   from_state: string;

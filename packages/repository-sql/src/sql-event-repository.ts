@@ -1,8 +1,10 @@
 /**
- * The event log. Seqs come from a counter row updated in the appending
- * transaction: its row lock is held until commit, so seqs are handed out in
- * commit order and a reader resuming after seq N can never miss a smaller seq
- * committed later (an AUTO_INCREMENT column would allow exactly that gap).
+ * The event log. Seqs are handed out in commit order, so a reader resuming
+ * after seq N can never miss a smaller seq committed later. MySQL: the seq
+ * comes from a counter row updated in the appending transaction, whose row
+ * lock is held until commit (an AUTO_INCREMENT column would allow exactly
+ * that gap). SQLite: one writer at a time holds the database from BEGIN to
+ * COMMIT, so the rowid SQLite assigns is already in commit order.
  */
 import {
   type Actor,
@@ -15,6 +17,7 @@ import {
   type NodeEvent,
   type NodeStatus,
 } from "@orchestrator/core";
+import { sql } from "kysely";
 import {
   checkActor,
   checkDate,
@@ -28,28 +31,23 @@ import {
 } from "./codec.js";
 import { PreparedQuery, pick } from "./prepared-query.js";
 import type { EventsTable } from "./schema.js";
+
+type EventRow = Omit<EventsTable, "seq"> & { seq: number };
+
 import type { SqlScope } from "./sql-executor.js";
 
 const EVENTS_SEQUENCE = "events";
 
 // Every lifecycle change appends: compiled once (see PreparedQuery).
-const NEXT_VALUE_RETURNING = new PreparedQuery<{ name: string }, { value: number }>((db, args) =>
+// MySQL: LAST_INSERT_ID(expr) hands the new value back in the UPDATE's own
+// reply (the classic MySQL sequence idiom): one round trip, row lock held.
+const NEXT_VALUE_MYSQL = new PreparedQuery<{ name: string }, never>((db, args) =>
   db
     .updateTable("orch_sequences")
-    .set((eb) => ({ value: eb("value", "+", 1) }))
-    .where("name", "=", args.name)
-    .returning("value"),
-);
-const INCREMENT = new PreparedQuery<{ name: string }, never>((db, args) =>
-  db
-    .updateTable("orch_sequences")
-    .set((eb) => ({ value: eb("value", "+", 1) }))
+    .set({ value: sql<number>`last_insert_id(value + 1)` })
     .where("name", "=", args.name),
 );
-const CURRENT_VALUE = new PreparedQuery<{ name: string }, { value: number }>((db, args) =>
-  db.selectFrom("orch_sequences").select("value").where("name", "=", args.name),
-);
-const INSERT_EVENT = new PreparedQuery<EventsTable, never>((db, args) =>
+const INSERT_EVENT_AT_SEQ = new PreparedQuery<EventRow, never>((db, args) =>
   db
     .insertInto("orch_events")
     .values(
@@ -67,11 +65,28 @@ const INSERT_EVENT = new PreparedQuery<EventsTable, never>((db, args) =>
     ),
 );
 
-function actorOf(row: EventsTable): Actor {
+const INSERT_EVENT_ROWID = new PreparedQuery<Omit<EventsTable, "seq">, never>((db, args) =>
+  db
+    .insertInto("orch_events")
+    .values(
+      pick(args, [
+        "kind",
+        "subject_id",
+        "from_state",
+        "to_state",
+        "at",
+        "reason",
+        "actor_kind",
+        "actor_id",
+      ]),
+    ),
+);
+
+function actorOf(row: EventRow): Actor {
   return { kind: row.actor_kind as Actor["kind"], id: row.actor_id };
 }
 
-function toInstanceEvent(row: EventsTable): InstanceEvent {
+function toInstanceEvent(row: EventRow): InstanceEvent {
   return {
     seq: num(row.seq),
     instanceId: row.subject_id,
@@ -83,7 +98,7 @@ function toInstanceEvent(row: EventsTable): InstanceEvent {
   };
 }
 
-function toNodeEvent(row: EventsTable): NodeEvent {
+function toNodeEvent(row: EventRow): NodeEvent {
   return {
     seq: num(row.seq),
     nodeId: row.subject_id,
@@ -95,22 +110,18 @@ function toNodeEvent(row: EventsTable): NodeEvent {
   };
 }
 
-function toLogged(row: EventsTable): LoggedEvent {
+function toLogged(row: EventRow): LoggedEvent {
   return row.kind === "node"
     ? { kind: "node", ...toNodeEvent(row) }
     : { kind: "instance", ...toInstanceEvent(row) };
 }
 
 /** Takes the next value of a counter; the row stays locked until the transaction ends. */
+/** Takes the next value of a counter (MySQL); the row stays locked until the transaction ends. */
 export async function nextSequenceValue(scope: SqlScope, name: string): Promise<number> {
-  if (scope.flavor.name === "sqlite") {
-    // One statement where RETURNING exists on UPDATE (MariaDB has none).
-    const { rows } = await scope.write((db) => NEXT_VALUE_RETURNING.execute(db, { name }));
-    return num(rows[0]?.value);
-  }
-  await scope.write((db) => INCREMENT.execute(db, { name }));
-  const { rows } = await scope.read((db) => CURRENT_VALUE.execute(db, { name }));
-  return num(rows[0]?.value);
+  const result = await scope.write((db) => NEXT_VALUE_MYSQL.execute(db, { name }));
+  if (result.insertId === undefined) throw new Error(`sequence '${name}' is missing`);
+  return Number(result.insertId);
 }
 
 export class SqlEventRepository implements EventRepository {
@@ -183,6 +194,15 @@ export class SqlEventRepository implements EventRepository {
   }
 
   async lastSeq(): Promise<number> {
+    if (this.#scope.flavor.name === "sqlite") {
+      const row = await this.#scope.read((db) =>
+        db
+          .selectFrom("orch_events")
+          .select((eb) => eb.fn.max("seq").as("value"))
+          .executeTakeFirst(),
+      );
+      return row?.value ? num(row.value) : 0;
+    }
     // The counter only moves in committing transactions: its committed value is the last seq.
     const row = await this.#scope.read((db) =>
       db
@@ -199,11 +219,15 @@ export class SqlEventRepository implements EventRepository {
     return { actor_kind: actor.kind, actor_id: actor.id };
   }
 
-  async #insert(values: Omit<EventsTable, "seq">): Promise<EventsTable> {
+  async #insert(values: Omit<EventsTable, "seq">): Promise<EventRow> {
+    if (this.#scope.flavor.name === "sqlite") {
+      const result = await this.#scope.write((db) => INSERT_EVENT_ROWID.execute(db, values));
+      return { seq: Number(result.insertId), ...values };
+    }
     return this.#scope.atomic(async (scope) => {
       const seq = await nextSequenceValue(scope, EVENTS_SEQUENCE);
-      const row: EventsTable = { seq, ...values };
-      await scope.write((db) => INSERT_EVENT.execute(db, row));
+      const row: EventRow = { seq, ...values };
+      await scope.write((db) => INSERT_EVENT_AT_SEQ.execute(db, row));
       return row;
     });
   }

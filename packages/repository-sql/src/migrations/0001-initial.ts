@@ -149,7 +149,8 @@ export function initialMigration(flavor: SqlFlavorName) {
           .execute();
       }
 
-      // seq is assigned from orch_sequences under its row lock: commit order = seq order.
+      // seq in commit order: MySQL assigns it from orch_sequences under its row lock;
+      // SQLite lets the rowid (this INTEGER PRIMARY KEY) do it, writers being serialised.
       await table(db, "orch_events")
         .addColumn("seq", bigint, (c) => c.primaryKey())
         .addColumn("kind", "varchar(16)", (c) => c.notNull())
