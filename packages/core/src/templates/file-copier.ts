@@ -5,8 +5,8 @@
  * Never `fs.cp` (measured ~3x slower than `cp -a`), never through a symlink:
  * every destination is created exclusively.
  */
-import { constants } from "node:fs";
-import { chmod, copyFile, link } from "node:fs/promises";
+import { constants, copyFileSync, linkSync } from "node:fs";
+import { chmod, copyFile } from "node:fs/promises";
 
 /** How a file landed in the instance. `write` = produced by substitution or structured merge. */
 export type PlacementMethod = "copy" | "reflink" | "hardlink" | "write";
@@ -49,16 +49,18 @@ export class FileCopier {
   }
 
   /**
-   * Links `from` at `to`: a reflink (copy-on-write: the server may even write
-   * it without touching the layer), else a hardlink (shared inode: the server
-   * must never write it), else a copy. A file with setuid/setgid bits is
-   * always copied: its shared inode could not be stripped.
+   * Links `from` at `to` synchronously (an O(1) metadata operation, cheaper
+   * than a thread-pool round trip): a reflink (copy-on-write: the server may
+   * even write it without touching the layer), else a hardlink (shared inode:
+   * the server must never write it). Undefined when neither is possible here
+   * (another filesystem, link limits, or setuid/setgid bits, which a shared
+   * inode could not be stripped of): the caller copies instead.
    */
-  async link(from: string, to: string, mode: number, sourceMode: number): Promise<PlacementMethod> {
-    if ((sourceMode & SPECIAL_BITS) !== 0) return this.copy(from, to, mode, sourceMode);
+  linkSync(from: string, to: string, sourceMode: number): PlacementMethod | undefined {
+    if ((sourceMode & SPECIAL_BITS) !== 0) return undefined;
     if (this.#reflinkWorks !== false) {
       try {
-        await copyFile(from, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+        copyFileSync(from, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
         this.#reflinkWorks = true;
         return "reflink";
       } catch (error) {
@@ -67,11 +69,11 @@ export class FileCopier {
       }
     }
     try {
-      await link(from, to);
+      linkSync(from, to);
       return "hardlink";
     } catch (error) {
       if (!HARDLINK_UNSUPPORTED.has(code(error) ?? "")) throw error;
-      return this.copy(from, to, mode, sourceMode);
+      return undefined;
     }
   }
 }

@@ -449,9 +449,13 @@ class LayerMerge {
       this.#reports.push(report);
       return { method: "write", size: report.bytesWritten, substituted: true, uses: report.used };
     }
-    const method = file.link
-      ? await this.#copier.link(file.top.absolutePath, destination, file.mode, file.top.mode)
-      : await this.#copier.copy(file.top.absolutePath, destination, file.mode, file.top.mode);
+    // Linking was tried (synchronously) before: what reaches here is copied.
+    const method = await this.#copier.copy(
+      file.top.absolutePath,
+      destination,
+      file.mode,
+      file.top.mode,
+    );
     return { method, size: file.top.size, substituted: false };
   }
 
@@ -478,7 +482,24 @@ class LayerMerge {
     if (this.#strict && this.#reports.some((report) => report.unknownCount > 0)) {
       throw unknownVariablesError(this.#reports.filter((report) => report.unknownCount > 0));
     }
-    await forEachConcurrent(copied, this.#concurrency, work, this.#signal);
+    // Links are metadata operations: done synchronously, in event-loop slices.
+    const slicer = new EventLoopSlicer(this.#signal);
+    const toCopy: typeof copied = [];
+    for (const item of copied) {
+      const { file, index } = item;
+      const method = file.link
+        ? this.#copier.linkSync(file.top.absolutePath, destinationOf(file, index), file.top.mode)
+        : undefined;
+      if (method === undefined) {
+        toCopy.push(item);
+        continue;
+      }
+      const result: Placed = { method, size: file.top.size, substituted: false };
+      this.#count(result, file.path);
+      placed.set(file, result);
+      await slicer.tick();
+    }
+    await forEachConcurrent(toCopy, this.#concurrency, work, this.#signal);
     return placed;
   }
 
