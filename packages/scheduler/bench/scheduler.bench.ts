@@ -161,11 +161,10 @@ async function throughput(size: number, count: number, runs: number): Promise<Th
         .reduce((sum, f) => sum + f.count, 0);
     if (result.placed) placed += 1;
   }
-  // The naive scan is linear: give it fewer requests at large sizes, same request mix.
-  const naiveList = list.slice(
-    0,
-    Math.max(200, Math.min(count, Math.floor((4_000_000 / size) * (runs > 3 ? 1 : 0.25)))),
-  );
+  // The naive scan is linear: fewer requests at large sizes (same mix), about
+  // the same time per run as ours, long enough to time reliably.
+  const naiveCount = Math.floor((runs > 3 ? 20_000_000 : 2_000_000) / size);
+  const naiveList = list.slice(0, Math.max(200, Math.min(count, naiveCount)));
   const measured = await interleave(
     runs,
     async () => {
