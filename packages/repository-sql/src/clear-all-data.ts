@@ -5,6 +5,7 @@
  */
 import { type Kysely, sql } from "kysely";
 import { type Database, TABLES } from "./schema.js";
+import { detectFlavor } from "./sql-flavor.js";
 
 export async function clearAllData(db: Kysely<Database>): Promise<void> {
   await db.transaction().execute(async (trx) => {
@@ -13,5 +14,9 @@ export async function clearAllData(db: Kysely<Database>): Promise<void> {
       await sql`delete from ${sql.table(table)}`.execute(trx);
     }
     await trx.updateTable("orch_sequences").set({ value: 0 }).execute();
+    // SQLite's AUTOINCREMENT counters start over too (MySQL's keep going: harmless).
+    if (detectFlavor(db as Kysely<unknown>)?.name === "sqlite") {
+      await sql`delete from sqlite_sequence`.execute(trx);
+    }
   });
 }

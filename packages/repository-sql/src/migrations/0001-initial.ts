@@ -150,9 +150,10 @@ export function initialMigration(flavor: SqlFlavorName) {
       }
 
       // seq in commit order: MySQL assigns it from orch_sequences under its row lock;
-      // SQLite lets the rowid (this INTEGER PRIMARY KEY) do it, writers being serialised.
+      // SQLite lets the rowid do it (writers are serialised), AUTOINCREMENT so that a
+      // seq is never handed out twice, even after the newest events were deleted.
       await table(db, "orch_events")
-        .addColumn("seq", bigint, (c) => c.primaryKey())
+        .addColumn("seq", bigint, (c) => (mysql ? c.primaryKey() : c.primaryKey().autoIncrement()))
         .addColumn("kind", "varchar(16)", (c) => c.notNull())
         .addColumn("subject_id", id, (c) => c.notNull())
         .addColumn("from_state", "varchar(16)", (c) => c.notNull())
