@@ -11,8 +11,15 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 // Bidi overrides/isolates/marks (Trojan Source style spoofing) and invisible characters.
 const BIDI_OR_INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
 
+// Printable ASCII without separators: the common case, checked in one test.
+const PLAIN_ASCII = /^[\x20-\x2e\x30-\x5b\x5d-\x7e]+$/;
+
 /** Why `name` (one path segment as read from disk) is refused, or undefined when it is fine. */
 export function entryNameProblem(name: string, maxNameBytes: number): string | undefined {
+  if (PLAIN_ASCII.test(name)) {
+    if (name === "." || name === "..") return "is a '.' or '..' segment";
+    return name.length > maxNameBytes ? `has a name longer than ${maxNameBytes} bytes` : undefined;
+  }
   if (name.length === 0) return "has an empty name";
   if (name === "." || name === "..") return "is a '.' or '..' segment";
   if (name.includes("/") || name.includes("\\")) return "contains a path separator";
@@ -29,7 +36,13 @@ export function entryNameProblem(name: string, maxNameBytes: number): string | u
 
 /** The key two names collide on: NFC, then full case folding (ß ~ SS ~ ss). */
 export function caseFoldKey(name: string): string {
+  if (PLAIN_ASCII.test(name)) return name.toLowerCase();
   return name.normalize("NFC").toUpperCase().toLowerCase().normalize("NFC");
+}
+
+/** `name` in NFC (ASCII names are returned as they are, without normalising). */
+export function nfc(name: string): string {
+  return PLAIN_ASCII.test(name) ? name : name.normalize("NFC");
 }
 
 /**

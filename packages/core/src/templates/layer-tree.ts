@@ -9,10 +9,9 @@
 import type { Stats } from "node:fs";
 import { lstatSync, opendirSync, readdirSync } from "node:fs";
 import { lstat } from "node:fs/promises";
-import { join } from "node:path";
 import { TemplateInvalidError } from "../errors/orchestrator-error.js";
 import { EventLoopSlicer } from "./concurrency.js";
-import { caseFoldKey, entryNameProblem } from "./entry-name.js";
+import { caseFoldKey, entryNameProblem, nfc } from "./entry-name.js";
 import type { FilePolicy } from "./file-policy.js";
 import type { MergeLimits } from "./merge-limits.js";
 import { MANIFEST_FILE } from "./template-manifest.js";
@@ -67,6 +66,11 @@ const RESERVED_ROOT_NAMES = new Set([caseFoldKey(MANIFEST_FILE)]);
  * stream and cut off at the entry cap; smaller ones in one `readdir` call.
  */
 const STREAMED_DIRECTORY_BYTES = 256 * 1024;
+
+/** `dir/name` without `path.join`'s normalisation (both parts are already clean). */
+function childOf(dir: string, name: string): string {
+  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}
 
 function typeProblem(stat: Stats): string | undefined {
   if (stat.isSymbolicLink()) return "is a symbolic link";
@@ -165,7 +169,7 @@ export class LayerTreeBuilder {
   async #lstatAll(names: readonly string[], dir: string): Promise<Stats[]> {
     const stats: Stats[] = [];
     for (const name of names) {
-      stats.push(lstatSync(join(dir, name)));
+      stats.push(lstatSync(childOf(dir, name)));
       await this.#slicer.tick();
     }
     return stats;
@@ -228,7 +232,7 @@ export class LayerTreeBuilder {
     for (const index of regular) {
       const rawName = names[index]!;
       const stat = stats[index]!;
-      const name = rawName.normalize("NFC");
+      const name = nfc(rawName);
       const fold = caseFoldKey(name);
       const relative = childPath(name);
       const twin = seen.get(fold);
@@ -255,7 +259,7 @@ export class LayerTreeBuilder {
       }
       const problem = typeProblem(stat);
       if (problem) this.#fail(layer, relative, problem);
-      const absolute = join(dir, rawName);
+      const absolute = childOf(dir, rawName);
       const existing = node.children.get(name);
       if (stat.isDirectory()) {
         if (depth + 1 > this.#limits.maxDepth) {
