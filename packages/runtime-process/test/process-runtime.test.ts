@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readFile, readlink, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type RuntimeInstanceSpec, waitUntilReady } from "@orchestrator/core";
+import { guardPlugin, type RuntimeInstanceSpec, waitUntilReady } from "@orchestrator/core";
 import { describeRuntimeConformance, RUNTIME_CONFORMANCE_SERVER } from "@orchestrator/core/testing";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -240,14 +240,21 @@ process.exit(0);
   });
 
   it("declares resource limits unsupported without a cgroup, and finds cgroup2 mounts", async () => {
-    const plain = new ProcessRuntime({ stateDirectory: join(base, "plain-state"), cgroup: false });
-    await plain.init();
+    // Wrapped by core's guard, as the agent uses it: lazy init, every method async.
+    const plain = guardPlugin(
+      new ProcessRuntime({ stateDirectory: join(base, "plain-state"), cgroup: false }),
+      "process runtime",
+    );
+    expect(await plain.list()).toEqual([]);
+    const unsubscribe = await plain.onExit(() => {});
+    unsubscribe();
     expect(plain.capabilities).toEqual({
       supportsStats: true,
       supportsInput: true,
       supportsResourceLimits: false,
     });
     await plain.destroy();
+    await expect(plain.list()).rejects.toMatchObject({ code: "PLUGIN_STATE" });
     expect(
       findCgroup2Mount(
         "25 30 0:22 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n" +
