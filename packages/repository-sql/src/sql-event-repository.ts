@@ -31,14 +31,13 @@ import {
 } from "./codec.js";
 import { PreparedQuery, pick } from "./prepared-query.js";
 import type { EventsTable } from "./schema.js";
+import type { SqlScope } from "./sql-executor.js";
 
 type EventRow = Omit<EventsTable, "seq"> & { seq: number };
 
-import type { SqlScope } from "./sql-executor.js";
-
 const EVENTS_SEQUENCE = "events";
 
-// Every lifecycle change appends: compiled once (see PreparedQuery).
+// Every lifecycle change appends: these are compiled once (see PreparedQuery).
 // MySQL: LAST_INSERT_ID(expr) hands the new value back in the UPDATE's own
 // reply (the classic MySQL sequence idiom): one round trip, row lock held.
 const NEXT_VALUE_MYSQL = new PreparedQuery<{ name: string }, never>((db, args) =>
@@ -47,6 +46,7 @@ const NEXT_VALUE_MYSQL = new PreparedQuery<{ name: string }, never>((db, args) =
     .set({ value: sql<number>`last_insert_id(value + 1)` })
     .where("name", "=", args.name),
 );
+// MySQL, with the seq taken from the counter.
 const INSERT_EVENT_AT_SEQ = new PreparedQuery<EventRow, never>((db, args) =>
   db
     .insertInto("orch_events")
@@ -64,7 +64,7 @@ const INSERT_EVENT_AT_SEQ = new PreparedQuery<EventRow, never>((db, args) =>
       ]),
     ),
 );
-
+// SQLite: the rowid is the seq.
 const INSERT_EVENT_ROWID = new PreparedQuery<Omit<EventsTable, "seq">, never>((db, args) =>
   db
     .insertInto("orch_events")
@@ -116,7 +116,6 @@ function toLogged(row: EventRow): LoggedEvent {
     : { kind: "instance", ...toInstanceEvent(row) };
 }
 
-/** Takes the next value of a counter; the row stays locked until the transaction ends. */
 /** Takes the next value of a counter (MySQL); the row stays locked until the transaction ends. */
 export async function nextSequenceValue(scope: SqlScope, name: string): Promise<number> {
   const result = await scope.write((db) => NEXT_VALUE_MYSQL.execute(db, { name }));

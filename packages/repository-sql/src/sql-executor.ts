@@ -6,7 +6,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { OrchestratorError } from "@orchestrator/core";
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { failureOf, toOrchestratorError } from "./classify-error.js";
 import type { Database } from "./schema.js";
 import type { SecretCipher } from "./secret-cipher.js";
@@ -27,6 +27,8 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   baseDelayMs: 5,
   maxDelayMs: 250,
 };
+
+let savepoints = 0;
 
 interface TransactionMarker {
   active: boolean;
@@ -154,10 +156,31 @@ export class SqlScope {
     );
   }
 
-  /** Runs `work` atomically: in the current transaction, or in a new (retried) one. */
-  atomic<T>(work: (scope: SqlScope) => Promise<T>): Promise<T> {
-    if (this.inTransaction) return work(this);
-    return this.executor.transaction(work);
+  /**
+   * Runs `work` atomically: in a new (retried) transaction, or inside the
+   * current one. With `savepoint`, a failure inside the current transaction
+   * also undoes what `work` wrote, so a caller that catches the error (say, a
+   * refused reservation) can go on with the transaction as it was.
+   */
+  async atomic<T>(
+    work: (scope: SqlScope) => Promise<T>,
+    options: { savepoint?: boolean } = {},
+  ): Promise<T> {
+    if (!this.inTransaction) return this.executor.transaction(work);
+    if (!options.savepoint) return work(this);
+    const name = `orch_sp_${++savepoints}`;
+    await this.write((db) => sql`savepoint ${sql.raw(name)}`.execute(db));
+    let result: T;
+    try {
+      result = await work(this);
+    } catch (error) {
+      // After a deadlock the server already rolled everything back and the
+      // savepoint is gone: the original error is what matters.
+      await sql`rollback to savepoint ${sql.raw(name)}`.execute(this.db).catch(() => undefined);
+      throw error;
+    }
+    await this.write((db) => sql`release savepoint ${sql.raw(name)}`.execute(db));
+    return result;
   }
 
   async #run<T>(

@@ -422,70 +422,77 @@ export class SqlNodeRepository implements NodeRepository {
     const need = checkResources("resources", resources);
     const wanted = checkPorts("ports", ports);
     const createdAt = checkDate("at", at);
-    return this.#scope.atomic(async (scope) => {
-      // The serialisation point: the node's row lock is held to the end of the
-      // transaction, and the condition is evaluated on the latest committed row.
-      const result = await scope.write((db) =>
-        RESERVE.execute(db, {
-          id: nodeId,
-          memoryMb: need.memoryMb,
-          cpuM: need.cpuM,
-          diskMb: need.diskMb,
-        }),
-      );
-      if (affected(result) === 0) throw await this.#reserveRefusal(scope, nodeId, resources);
-      try {
-        await scope.write((db) =>
-          INSERT_RESERVATION.execute(db, {
-            instance_id: instanceId,
-            node_id: nodeId,
-            memory_mb: need.memoryMb,
-            cpu_m: need.cpuM,
-            disk_mb: need.diskMb,
-            ports: toJson(wanted),
-            created_at: createdAt,
+    // A savepoint: a refusal inside a caller's transaction leaves nothing behind.
+    return this.#scope.atomic(
+      async (scope) => {
+        // The serialisation point: the node's row lock is held to the end of the
+        // transaction, and the condition is evaluated on the latest committed row.
+        const result = await scope.write((db) =>
+          RESERVE.execute(db, {
+            id: nodeId,
+            memoryMb: need.memoryMb,
+            cpuM: need.cpuM,
+            diskMb: need.diskMb,
           }),
         );
-      } catch (error) {
-        if (!isDuplicate(error)) throw error;
-        throw new ConflictError(`instance '${instanceId}' already holds a reservation`, {
-          cause: error,
-          details: { reason: "reserved", instanceId },
-        });
-      }
-      if (wanted.length > 0) {
+        if (affected(result) === 0) throw await this.#reserveRefusal(scope, nodeId, resources);
         try {
-          for (const port of wanted) {
-            await scope.write((db) =>
-              INSERT_PORT.execute(db, { node_id: nodeId, port, instance_id: instanceId }),
-            );
-          }
+          await scope.write((db) =>
+            INSERT_RESERVATION.execute(db, {
+              instance_id: instanceId,
+              node_id: nodeId,
+              memory_mb: need.memoryMb,
+              cpu_m: need.cpuM,
+              disk_mb: need.diskMb,
+              ports: toJson(wanted),
+              created_at: createdAt,
+            }),
+          );
         } catch (error) {
           if (!isDuplicate(error)) throw error;
-          const taken = await scope.read((db) =>
-            db
-              .selectFrom("orch_port_allocations")
-              .select("port")
-              .where("node_id", "=", nodeId)
-              .where("port", "in", wanted)
-              .orderBy("port")
-              .execute(),
-          );
-          const ports = taken.map((row) => num(row.port));
-          throw new ConflictError(`port(s) ${ports.join(", ")} already taken on node '${nodeId}'`, {
+          throw new ConflictError(`instance '${instanceId}' already holds a reservation`, {
             cause: error,
-            details: { reason: "ports", nodeId, ports },
+            details: { reason: "reserved", instanceId },
           });
         }
-      }
-      return {
-        nodeId,
-        instanceId,
-        resources: { memoryMb: need.memoryMb, cpu: need.cpuM / 1000, diskMb: need.diskMb },
-        ports: wanted,
-        createdAt: new Date(createdAt),
-      };
-    });
+        if (wanted.length > 0) {
+          try {
+            for (const port of wanted) {
+              await scope.write((db) =>
+                INSERT_PORT.execute(db, { node_id: nodeId, port, instance_id: instanceId }),
+              );
+            }
+          } catch (error) {
+            if (!isDuplicate(error)) throw error;
+            const taken = await scope.read((db) =>
+              db
+                .selectFrom("orch_port_allocations")
+                .select("port")
+                .where("node_id", "=", nodeId)
+                .where("port", "in", wanted)
+                .orderBy("port")
+                .execute(),
+            );
+            const ports = taken.map((row) => num(row.port));
+            throw new ConflictError(
+              `port(s) ${ports.join(", ")} already taken on node '${nodeId}'`,
+              {
+                cause: error,
+                details: { reason: "ports", nodeId, ports },
+              },
+            );
+          }
+        }
+        return {
+          nodeId,
+          instanceId,
+          resources: { memoryMb: need.memoryMb, cpu: need.cpuM / 1000, diskMb: need.diskMb },
+          ports: wanted,
+          createdAt: new Date(createdAt),
+        };
+      },
+      { savepoint: true },
+    );
   }
 
   /** Why a reservation's conditional update matched nothing: unknown node, status, or capacity. */

@@ -86,7 +86,8 @@ export interface NodeRepository {
    * nothing when capacity is short (`details.reason: "capacity"`), a port is
    * taken (`"ports"`, with `details.ports`), the node is not ONLINE
    * (`"status"`), or the instance already holds a reservation (`"reserved"`).
-   * NOT_FOUND when the node is unknown.
+   * NOT_FOUND when the node is unknown. "Nothing" holds inside a caller's
+   * transaction too: it may catch the CONFLICT and try another node.
    */
   reserve(
     nodeId: string,

@@ -350,6 +350,43 @@ export function describeRepositoryConformance(
         expect(status.details.reason).toBe("status");
       });
 
+      it("leaves nothing behind when a refused reservation is caught inside a transaction", async () => {
+        await repos.nodes.create(newNode("n1"), "h1", time(0));
+        await repos.nodes.create(newNode("n2"), "h2", time(0));
+        await repos.nodes.reserve(
+          "n1",
+          "other",
+          { memoryMb: 1, cpu: 0, diskMb: 0 },
+          [30001],
+          time(0),
+        );
+        const before = await repos.nodes.get("n1");
+        const placedOn = await repos.transaction(async (set) => {
+          for (const nodeId of ["n1", "n2"]) {
+            try {
+              // Port 30000 is free on both, 30001 only on n2: n1 refuses after taking 30000.
+              await set.nodes.reserve(
+                nodeId,
+                "i1",
+                { memoryMb: 64, cpu: 0.5, diskMb: 1 },
+                [30000, 30001],
+                time(1),
+              );
+              return nodeId;
+            } catch (error) {
+              if (!OrchestratorError.hasCode(error, "CONFLICT")) throw error;
+            }
+          }
+          return null;
+        });
+        expect(placedOn).toBe("n2");
+        expect(await repos.nodes.get("n1")).toEqual(before);
+        expect(
+          (await repos.nodes.listPortAllocations({ nodeId: "n1" })).map((a) => a.port),
+        ).toEqual([30001]);
+        expect((await repos.nodes.getReservation("i1"))?.nodeId).toBe("n2");
+      });
+
       it("applies the overcommit factor to memory and CPU, never to disk", async () => {
         await repos.nodes.create(
           newNode("n1", { overcommit: 2, capacity: { memoryMb: 1000, cpu: 1, diskMb: 1000 } }),
