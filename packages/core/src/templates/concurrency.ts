@@ -47,10 +47,19 @@ export class EventLoopSlicer {
     this.#slice = slice;
   }
 
-  async tick(calls = 1): Promise<void> {
+  /**
+   * Counts `calls`; true when a slice is complete and the caller should
+   * `await pause()` (kept synchronous so hot loops pay no promise per call).
+   */
+  due(calls = 1): boolean {
     this.#count += calls;
-    if (this.#count < this.#slice) return;
+    if (this.#count < this.#slice) return false;
     this.#count = 0;
+    return true;
+  }
+
+  /** Yields to the event loop, then checks the abort signal. */
+  async pause(): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
     this.#signal?.throwIfAborted();
   }

@@ -158,7 +158,7 @@ export class LayerTreeBuilder {
           this.#fail(layer, path, `takes the template over ${this.#limits.maxEntries} entries`);
         }
         names.push(entry.name);
-        await this.#slicer.tick();
+        if (this.#slicer.due()) await this.#slicer.pause();
       }
     } finally {
       handle.closeSync();
@@ -170,7 +170,7 @@ export class LayerTreeBuilder {
     const stats: Stats[] = [];
     for (const name of names) {
       stats.push(lstatSync(childOf(dir, name)));
-      await this.#slicer.tick();
+      if (this.#slicer.due()) await this.#slicer.pause();
     }
     return stats;
   }

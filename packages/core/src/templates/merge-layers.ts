@@ -434,7 +434,7 @@ class LayerMerge {
       let report: SubstitutionReport;
       if (file.top.size <= SYNC_SUBSTITUTION_BYTES) {
         report = this.#substituter.substituteFileSync(file.top.absolutePath, destination, options);
-        await this.#fileSlicer.tick();
+        if (this.#fileSlicer.due()) await this.#fileSlicer.pause();
       } else {
         report = await this.#substituter.substituteFile(
           file.top.absolutePath,
@@ -497,7 +497,7 @@ class LayerMerge {
       const result: Placed = { method, size: file.top.size, substituted: false };
       this.#count(result, file.path);
       placed.set(file, result);
-      await slicer.tick();
+      if (slicer.due()) await slicer.pause();
     }
     await forEachConcurrent(toCopy, this.#concurrency, work, this.#signal);
     return placed;
@@ -582,13 +582,13 @@ class LayerMerge {
     const slicer = new EventLoopSlicer(this.#signal);
     for (const directory of directories) {
       mkdirSync(join(staging, directory.path), { mode: directory.mode });
-      await slicer.tick();
+      if (slicer.due()) await slicer.pause();
     }
     const placed = await this.#placeAll(files, (file) => join(staging, file.path));
     // Exact modes (mkdir's are filtered by the umask).
     for (const directory of directories) {
       chmodSync(join(staging, directory.path), directory.mode);
-      await slicer.tick();
+      if (slicer.due()) await slicer.pause();
     }
     const entries = [
       ...directories.map((directory) => this.#directoryEntry(directory)),
@@ -653,7 +653,7 @@ class LayerMerge {
         directoryActions.set(directory.path, "create");
         continue;
       }
-      await slicer.tick();
+      if (slicer.due()) await slicer.pause();
       const stat = lstatSyncOrUndefined(join(target, directory.path));
       if (!stat) directoryActions.set(directory.path, "create");
       else if (stat.isDirectory()) {
@@ -673,7 +673,7 @@ class LayerMerge {
         toWrite.push({ file, replace: "none" });
         continue;
       }
-      await slicer.tick();
+      if (slicer.due()) await slicer.pause();
       const stat = lstatSyncOrUndefined(join(target, file.path));
       if (!stat) {
         toWrite.push({ file, replace: "none" });
@@ -729,7 +729,7 @@ class LayerMerge {
     for (const directory of directories) {
       if (currentModes.get(directory.path) !== directory.mode) {
         chmodSync(join(target, directory.path), directory.mode);
-        await slicer.tick();
+        if (slicer.due()) await slicer.pause();
       }
     }
 
