@@ -3,6 +3,7 @@ import type { JoinResponse, SyncRequest, SyncResponse } from "@orchestrator/core
 import { FakeClock, SequentialIdGenerator } from "@orchestrator/core/testing";
 import { type Brain, type BrainOverrides, buildBrain } from "../src/brain.js";
 import { type BrainConfig, loadBrainConfig } from "../src/config/brain-config.js";
+import { sqliteDatabase, type TestDatabase } from "./databases.js";
 
 export const ADMIN_PASSWORD = "correct-horse-battery";
 
@@ -45,12 +46,14 @@ let users = 0;
 export async function createHarness(
   configOverrides: Partial<BrainConfig> = {},
   overrides: BrainOverrides = {},
+  database: TestDatabase = sqliteDatabase,
 ): Promise<Harness> {
   const clock = new FakeClock("2026-03-01T10:00:00Z");
+  const db = await database.create();
   const config = loadBrainConfig({
     env: {},
     overrides: {
-      databaseUrl: "sqlite::memory:",
+      databaseUrl: db.url,
       adminPassword: ADMIN_PASSWORD,
       syncWaitMs: 0,
       ...configOverrides,
@@ -145,7 +148,10 @@ export async function createHarness(
       });
       return response as { status: number; body: SyncResponse };
     },
-    close: () => brain.close(),
+    async close() {
+      await brain.close();
+      await db.drop();
+    },
   };
   return harness;
 }
