@@ -31,7 +31,7 @@ export async function forEachConcurrent<T>(
 
 /**
  * Paces synchronous metadata calls (`lstatSync`, `mkdirSync`, ...): after every
- * `slice` calls, `tick` yields to the event loop (and checks the abort
+ * `slice` calls, `due()` says to `pause()`: yield to the event loop (and check the abort
  * signal). On page-cached metadata a synchronous call costs a few µs while a
  * promise call costs several times that in thread-pool hand-offs and
  * allocations (measured: 10,000 `lstat`s in ~40 ms vs ~200 ms); slicing keeps

@@ -87,6 +87,7 @@ export class LayerTreeBuilder {
   readonly #policy: FilePolicy;
   readonly #limits: MergeLimits;
   readonly #signal: AbortSignal | undefined;
+  readonly #allowSharedFiles: boolean;
   #entries = 0;
   /** dev:ino of every file of the layer being read, to catch hardlinks inside one layer. */
   #inodes = new Map<string, string>();
@@ -96,7 +97,9 @@ export class LayerTreeBuilder {
     policy: FilePolicy,
     limits: MergeLimits,
     signal?: AbortSignal,
+    allowSharedFiles = false,
   ) {
+    this.#allowSharedFiles = allowSharedFiles;
     this.#layers = layers;
     this.#policy = policy;
     this.#limits = limits;
@@ -285,8 +288,9 @@ export class LayerTreeBuilder {
         this.#fail(layer, relative, `is a hard link to ${alias} of the same layer`);
       this.#inodes.set(identity, relative);
       // Link-policy files share their inode with instances by design; any other
-      // file with several names may alias something outside the layer.
-      if (stat.nlink > 1 && !this.#policy.links(relative)) {
+      // file with several names may alias something outside the layer, unless
+      // the caller vouches for the folder (a cache only it writes).
+      if (stat.nlink > 1 && !this.#allowSharedFiles && !this.#policy.links(relative)) {
         this.#fail(layer, relative, `is a hard link (${stat.nlink} names)`);
       }
       const source: FileSource = {

@@ -71,6 +71,14 @@ export interface MergeLayersOptions {
   limits?: Partial<MergeLimits>;
   /** Files placed at once (default 16). */
   concurrency?: number;
+  /**
+   * Accept layer files that have other names (hardlinks), e.g. because
+   * instances of other templates `link` them from the same cache. Off by
+   * default: a file with several names may alias something outside the
+   * layer. Set it for layer folders only you write (the agent's template
+   * cache). Two names for one file inside a layer are refused regardless.
+   */
+  allowSharedFiles?: boolean;
   signal?: AbortSignal;
 }
 
@@ -238,6 +246,7 @@ class LayerMerge {
   readonly #limits: MergeLimits;
   readonly #strict: boolean;
   readonly #concurrency: number;
+  readonly #allowSharedFiles: boolean;
   readonly #signal: AbortSignal | undefined;
   readonly #substituter: VariableSubstituter;
   readonly #variables: ResolvedVariables;
@@ -279,6 +288,7 @@ class LayerMerge {
       throw new ValidationError([{ path: "concurrency", message: "must be a positive integer" }]);
     }
     this.#concurrency = concurrency;
+    this.#allowSharedFiles = options.allowSharedFiles === true;
     this.#signal = options.signal;
     this.#fileSlicer = new EventLoopSlicer(options.signal, 64);
     // Strictness is applied over all files at once (every unknown listed), not per file.
@@ -292,6 +302,7 @@ class LayerMerge {
       this.#policy,
       this.#limits,
       this.#signal,
+      this.#allowSharedFiles,
     ).build();
     const { directories, files } = this.#plan(tree);
     const existing = await lstatOrUndefined(this.#target);
