@@ -5,6 +5,7 @@
  * result arrives, and the first result wins.
  */
 import {
+  COMMAND_TYPES,
   type CommandOutbox,
   type CommandResult,
   type CommandStatus,
@@ -33,14 +34,6 @@ import type { CommandsTable } from "./schema.js";
 import type { SqlScope } from "./sql-executor.js";
 import { affected } from "./sql-helpers.js";
 
-const COMMAND_TYPES: readonly CommandType[] = [
-  "prepare",
-  "start",
-  "stop",
-  "kill",
-  "destroy",
-  "input",
-];
 /** Largest serialised payload (16 MiB, MySQL MEDIUMTEXT). */
 const MAX_PAYLOAD = 16 * 1024 * 1024 - 1;
 
