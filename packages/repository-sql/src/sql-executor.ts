@@ -28,8 +28,6 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxDelayMs: 250,
 };
 
-let savepoints = 0;
-
 interface TransactionMarker {
   active: boolean;
 }
@@ -124,6 +122,7 @@ export class SqlScope {
   readonly db: Kysely<Database>;
   readonly executor: SqlExecutor;
   readonly inTransaction: boolean;
+  #savepointDepth = 0;
 
   constructor(db: Kysely<Database>, executor: SqlExecutor, inTransaction: boolean) {
     this.db = db;
@@ -168,7 +167,17 @@ export class SqlScope {
   ): Promise<T> {
     if (!this.inTransaction) return this.executor.transaction(work);
     if (!options.savepoint) return work(this);
-    const name = `orch_sp_${++savepoints}`;
+    // Named by depth: the same few names recur, so their statements stay prepared.
+    this.#savepointDepth += 1;
+    const name = `orch_sp_${this.#savepointDepth}`;
+    try {
+      return await this.#inSavepoint(name, work);
+    } finally {
+      this.#savepointDepth -= 1;
+    }
+  }
+
+  async #inSavepoint<T>(name: string, work: (scope: SqlScope) => Promise<T>): Promise<T> {
     await this.write((db) => sql`savepoint ${sql.raw(name)}`.execute(db));
     let result: T;
     try {
