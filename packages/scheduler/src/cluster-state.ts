@@ -107,11 +107,13 @@ function nodeIssues(node: NodeSnapshot, path: string, issues: ValidationIssue[])
 
 /**
  * Grid cells per axis (grid × grid buckets over free memory and free CPU
- * fractions): about 8 nodes per cell, between 4 and 32 per axis. A finer grid
- * bounds scores more tightly; a coarser one has fewer empty cells to skip.
+ * fractions): about one node per cell, between 8 and 32 per axis. A finer grid
+ * bounds scores more tightly, so fewer nodes are evaluated; skipping its empty
+ * cells costs far less than evaluating nodes (measured: at 1,000 nodes a
+ * 32-cell side evaluates less than half the nodes an 11-cell side does).
  */
 export function gridSize(nodes: number): number {
-  return Math.min(32, Math.max(4, Math.round(Math.sqrt(nodes / 8))));
+  return Math.min(32, Math.max(8, Math.round(Math.sqrt(nodes))));
 }
 
 /** How the utilisation of a node is measured (the strategy scorers' weights). */
@@ -175,6 +177,8 @@ export class PreparedCluster {
   readonly grid: number;
   /** Bucket ids from the best possible score to the worst. */
   readonly bucketOrder: Int32Array;
+  /** Position of each bucket id in `bucketOrder`. */
+  readonly bucketPosition: Int32Array;
   readonly initialAllocMem: Float64Array;
   readonly initialAllocCpu: Float64Array;
   readonly initialAllocDisk: Float64Array;
@@ -293,6 +297,8 @@ export class PreparedCluster {
       (a, b) => (fullestFirst ? weightOf(a) - weightOf(b) : weightOf(b) - weightOf(a)) || a - b,
     );
     this.bucketOrder = Int32Array.from(order);
+    this.bucketPosition = new Int32Array(order.length);
+    for (let p = 0; p < order.length; p += 1) this.bucketPosition[order[p]!] = p;
   }
 
   /** Utilisation (0 empty .. 1 full) weighted over resources; a zero capacity counts as full. */
@@ -459,6 +465,11 @@ export class ClusterState {
   readonly key: Float64Array;
   /** Schedulable nodes per grid cell, sorted by `compare`. */
   readonly buckets: number[][];
+  /**
+   * Bit p set when the bucket at `bucketOrder[p]` holds nodes: the search
+   * jumps from one occupied cell to the next, 32 cells per word.
+   */
+  readonly occupied: Uint32Array;
   private readonly writable: boolean;
   private readonly portOverrides = new Map<number, Set<number>>();
   private readonly templateCounts = new Map<string, Int32Array>();
@@ -476,6 +487,7 @@ export class ClusterState {
       cursor: Int32Array;
       key: Float64Array;
       buckets: number[][];
+      occupied: Uint32Array;
     },
     writable: boolean,
   ) {
@@ -487,6 +499,7 @@ export class ClusterState {
     this.cursor = arrays.cursor;
     this.key = arrays.key;
     this.buckets = arrays.buckets;
+    this.occupied = arrays.occupied;
     this.writable = writable;
   }
 
@@ -505,9 +518,16 @@ export class ClusterState {
         i,
       );
     }
+    const occupied = new Uint32Array(Math.ceil(buckets.length / 32));
+    for (let b = 0; b < buckets.length; b += 1)
+      if (buckets[b]!.length > 0) {
+        const p = cluster.bucketPosition[b]!;
+        occupied[p >>> 5] = occupied[p >>> 5]! | (1 << (p & 31));
+      }
     const state = new ClusterState(
       cluster,
       {
+        occupied,
         allocMem: cluster.initialAllocMem,
         allocCpu: cluster.initialAllocCpu,
         allocDisk: cluster.initialAllocDisk,
@@ -535,6 +555,7 @@ export class ClusterState {
         cursor: this.cursor.slice(),
         key: this.key.slice(),
         buckets: this.buckets.map((bucket) => bucket.slice()),
+        occupied: this.occupied.slice(),
       },
       true,
     );
@@ -551,6 +572,13 @@ export class ClusterState {
     const rank = this.cluster.rank;
     if (rank[a] !== rank[b]) return rank[a]! - rank[b]!;
     return a - b;
+  }
+
+  private setOccupied(bucket: number, occupied: boolean): void {
+    const p = this.cluster.bucketPosition[bucket]!;
+    const bit = 1 << (p & 31);
+    const word = this.occupied[p >>> 5]!;
+    this.occupied[p >>> 5] = occupied ? word | bit : word & ~bit;
   }
 
   /** Where `node` is, or would be inserted, in a sorted bucket. */
@@ -645,9 +673,10 @@ export class ClusterState {
   ): void {
     if (!this.writable) throw new Error("the base state of a scheduler is read-only; fork() it");
     const cluster = this.cluster;
-    const oldBucket =
-      this.buckets[cluster.bucketOf(node, this.allocMem[node]!, this.allocCpu[node]!)]!;
+    const from = cluster.bucketOf(node, this.allocMem[node]!, this.allocCpu[node]!);
+    const oldBucket = this.buckets[from]!;
     oldBucket.splice(this.positionIn(oldBucket, node), 1);
+    if (oldBucket.length === 0) this.setOccupied(from, false);
     this.allocMem[node] = this.allocMem[node]! + need.memoryMb;
     this.allocCpu[node] = this.allocCpu[node]! + need.cpu;
     this.allocDisk[node] = this.allocDisk[node]! + need.diskMb;
@@ -657,9 +686,10 @@ export class ClusterState {
       this.allocCpu[node]!,
       this.allocDisk[node]!,
     );
-    const bucket =
-      this.buckets[cluster.bucketOf(node, this.allocMem[node]!, this.allocCpu[node]!)]!;
+    const to = cluster.bucketOf(node, this.allocMem[node]!, this.allocCpu[node]!);
+    const bucket = this.buckets[to]!;
     bucket.splice(this.positionIn(bucket, node), 0, node);
+    if (bucket.length === 1) this.setOccupied(to, true);
     const values = Object.values(ports);
     if (values.length > 0) {
       let set = this.portOverrides.get(node);

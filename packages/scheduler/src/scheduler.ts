@@ -805,49 +805,57 @@ function gridSearch(
     }
     softMax = cr.softMaxOthers;
   }
-  for (let k = 0; k < order.length; k += 1) {
-    const b = order[k]!;
-    const list = buckets[b]!;
-    if (list.length === 0) continue;
-    const x = (b / grid) | 0;
-    const y = b - x * grid;
-    // Nobody in this cell has enough memory or CPU: skip it whole.
-    if ((x + 1) * memCell < memNeed || (y + 1) * cpuCell < cpuNeed) continue;
-    if (best >= 0) {
-      // Utilisation within the cell: free fractions lie in [x/grid, (x+1)/grid).
-      const fitBound = binpack
-        ? (w.memory * (1 - x / grid) + w.cpu * (1 - y / grid) + w.disk) / weightSum + shareMax
-        : 1 -
-          ((w.memory * (1 - (x + 1) / grid) + w.cpu * (1 - (y + 1) / grid)) / weightSum + shareMin);
-      // Cells come in falling order of this bound: none left can win.
-      if (totalBound(cr, fitBound, softMax) < bestScore - TIE) break;
-    }
-    for (let j = 0; j < list.length; j += 1) {
-      const i = list[j]!;
-      if (mark !== 0 && marks[i] === mark) continue; // a preferred node, already evaluated
+  const occupied = state.occupied;
+  // Occupied cells in visiting order: the lowest set bit of each word first.
+  search: for (let word = 0; word < occupied.length; word += 1) {
+    let bits = occupied[word]!;
+    while (bits !== 0) {
+      const low = bits & -bits;
+      bits ^= low;
+      const k = (word << 5) + 31 - Math.clz32(low);
+      const b = order[k]!;
+      const list = buckets[b]!;
+      const x = (b / grid) | 0;
+      const y = b - x * grid;
+      // Nobody in this cell has enough memory or CPU: skip it whole.
+      if ((x + 1) * memCell < memNeed || (y + 1) * cpuCell < cpuNeed) continue;
       if (best >= 0) {
-        // Nodes later in the cell are at most as good a fit as this one's key says.
-        const fit = binpack ? key[i]! + shareMax : 1 - key[i]! - shareMin;
-        const bound = totalBound(cr, fit, softMax);
-        if (bound < bestScore - TIE) break;
-        // Same capacities everywhere: the bound is exact, and equal keys come
-        // in rank order, so from here on nodes can at best tie and lose the tie.
-        if (uniform && bound <= bestScore + TIE && rank[i]! > rank[best]!) break;
-        // This node's own soft scores are cheap to read: skip it unfiltered if they cannot win.
-        if (hasSoft && totalBound(cr, fit, softScore(cr, i, options)) < bestScore - TIE) continue;
+        // Utilisation within the cell: free fractions lie in [x/grid, (x+1)/grid).
+        const fitBound = binpack
+          ? (w.memory * (1 - x / grid) + w.cpu * (1 - y / grid) + w.disk) / weightSum + shareMax
+          : 1 -
+            ((w.memory * (1 - (x + 1) / grid) + w.cpu * (1 - (y + 1) / grid)) / weightSum +
+              shareMin);
+        // Cells come in falling order of this bound: none left can win.
+        if (totalBound(cr, fitBound, softMax) < bestScore - TIE) break search;
       }
-      evaluated += 1;
-      if (!feasible(state, cr, i, tally, options)) continue;
-      found += 1;
-      const s = score(state, cr, i, options, null);
-      if (beats(rank, i, s, best, bestScore)) {
-        best = i;
-        bestScore = s;
+      for (let j = 0; j < list.length; j += 1) {
+        const i = list[j]!;
+        if (mark !== 0 && marks[i] === mark) continue; // a preferred node, already evaluated
+        if (best >= 0) {
+          // Nodes later in the cell are at most as good a fit as this one's key says.
+          const fit = binpack ? key[i]! + shareMax : 1 - key[i]! - shareMin;
+          const bound = totalBound(cr, fit, softMax);
+          if (bound < bestScore - TIE) break;
+          // Same capacities everywhere: the bound is exact, and equal keys come
+          // in rank order, so from here on nodes can at best tie and lose the tie.
+          if (uniform && bound <= bestScore + TIE && rank[i]! > rank[best]!) break;
+          // This node's own soft scores are cheap to read: skip it unfiltered if they cannot win.
+          if (hasSoft && totalBound(cr, fit, softScore(cr, i, options)) < bestScore - TIE) continue;
+        }
+        evaluated += 1;
+        if (!feasible(state, cr, i, tally, options)) continue;
+        found += 1;
+        const s = score(state, cr, i, options, null);
+        if (beats(rank, i, s, best, bestScore)) {
+          best = i;
+          bestScore = s;
+        }
       }
-    }
-    if (evaluated >= maxEvaluated && best >= 0) {
-      truncated = k < order.length - 1;
-      break;
+      if (evaluated >= maxEvaluated && best >= 0) {
+        truncated = k < order.length - 1;
+        break search;
+      }
     }
   }
   return { best, bestScore, tally, evaluated, feasible: found, truncated };
