@@ -120,19 +120,38 @@ function regexProblem(pattern: string): string | null {
   return problem;
 }
 
-function checkConstraint(value: unknown, path: string, issues: ValidationIssue[]): void {
+/** `request.ports[2].name` */
+function itemPath(prefix: string, list: string, index: number, field: string): string {
+  return `${prefix}.${list}[${index}]${field}`;
+}
+
+/** Does an earlier item of `list` have `value` under `key`? */
+function seenBefore(list: readonly unknown[], index: number, key: string, value: unknown): boolean {
+  for (let j = 0; j < index; j += 1)
+    if ((list[j] as Record<string, unknown> | null)?.[key] === value) return true;
+  return false;
+}
+
+/** Checks `list[index]`; its path (`${base}[${index}]`) is only built for a problem. */
+function checkConstraint(
+  value: unknown,
+  base: string,
+  index: number,
+  issues: ValidationIssue[],
+): void {
+  const at = (field: string) => `${base}[${index}]${field}`; // only called for a problem
   if (typeof value !== "object" || value === null) {
-    issues.push({ path, message: "must be an object" });
+    issues.push({ path: at(""), message: "must be an object" });
     return;
   }
   const c = value as Record<string, unknown>;
   if (typeof c.label !== "string" || c.label.length === 0)
-    issues.push({ path: `${path}.label`, message: "must be a non-empty string" });
+    issues.push({ path: at(".label"), message: "must be a non-empty string" });
   switch (c.op) {
     case "equals":
     case "not-equals":
       if (typeof c.value !== "string")
-        issues.push({ path: `${path}.value`, message: "must be a string" });
+        issues.push({ path: at(".value"), message: "must be a string" });
       break;
     case "in":
     case "not-in":
@@ -141,18 +160,18 @@ function checkConstraint(value: unknown, path: string, issues: ValidationIssue[]
         c.values.length === 0 ||
         !c.values.every((v) => typeof v === "string")
       )
-        issues.push({ path: `${path}.values`, message: "must be a non-empty array of strings" });
+        issues.push({ path: at(".values"), message: "must be a non-empty array of strings" });
       break;
     case "regex":
       if (typeof c.pattern !== "string") {
-        issues.push({ path: `${path}.pattern`, message: "must be a string" });
+        issues.push({ path: at(".pattern"), message: "must be a string" });
         break;
       }
       {
         const problem = regexProblem(c.pattern);
         if (problem !== null)
           issues.push({
-            path: `${path}.pattern`,
+            path: at(".pattern"),
             message: `is not a valid regular expression (${problem})`,
           });
       }
@@ -163,15 +182,15 @@ function checkConstraint(value: unknown, path: string, issues: ValidationIssue[]
     case "semver":
       if (!VERSION_COMPARATORS.includes(c.comparator as VersionComparator))
         issues.push({
-          path: `${path}.comparator`,
+          path: at(".comparator"),
           message: `must be one of ${VERSION_COMPARATORS.join(" ")}`,
         });
       if (typeof c.value !== "string" || parseVersion(c.value) === null)
-        issues.push({ path: `${path}.value`, message: "must be a version such as 1.4.0" });
+        issues.push({ path: at(".value"), message: "must be a version such as 1.4.0" });
       break;
     default:
       issues.push({
-        path: `${path}.op`,
+        path: at(".op"),
         message: `must be one of ${CONSTRAINT_OPERATORS.join(", ")}`,
       });
   }
@@ -202,30 +221,43 @@ export function requestIssues(request: unknown, prefix = "request"): ValidationI
     if (!Array.isArray(r.ports))
       issues.push({ path: `${prefix}.ports`, message: "must be an array" });
     else {
-      const names = new Set<string>();
-      const fixed = new Set<number>();
-      r.ports.forEach((port: unknown, i) => {
-        const path = `${prefix}.ports[${i}]`;
-        const p = port as Record<string, unknown> | null;
+      // Ports are few: a quadratic duplicate check allocates nothing, and a
+      // path string is only built for a problem.
+      const ports = r.ports as unknown[];
+      for (let i = 0; i < ports.length; i += 1) {
+        const p = ports[i] as Record<string, unknown> | null;
         if (typeof p !== "object" || p === null) {
-          issues.push({ path, message: "must be an object" });
-          return;
+          issues.push({ path: itemPath(prefix, "ports", i, ""), message: "must be an object" });
+          continue;
         }
         if (typeof p.name !== "string" || p.name.length === 0)
-          issues.push({ path: `${path}.name`, message: "must be a non-empty string" });
-        else if (names.has(p.name))
-          issues.push({ path: `${path}.name`, message: `'${p.name}' is named twice` });
-        else names.add(p.name);
+          issues.push({
+            path: itemPath(prefix, "ports", i, ".name"),
+            message: "must be a non-empty string",
+          });
+        else if (seenBefore(ports, i, "name", p.name))
+          issues.push({
+            path: itemPath(prefix, "ports", i, ".name"),
+            message: `'${p.name}' is named twice`,
+          });
         if (p.port !== undefined) {
           if (!isPort(p.port))
-            issues.push({ path: `${path}.port`, message: "must be an integer in 1..65535" });
-          else if (fixed.has(p.port))
-            issues.push({ path: `${path}.port`, message: `${p.port} is requested twice` });
-          else fixed.add(p.port);
+            issues.push({
+              path: itemPath(prefix, "ports", i, ".port"),
+              message: "must be an integer in 1..65535",
+            });
+          else if (seenBefore(ports, i, "port", p.port))
+            issues.push({
+              path: itemPath(prefix, "ports", i, ".port"),
+              message: `${p.port} is requested twice`,
+            });
         }
         if (p.protocol !== undefined && p.protocol !== "tcp" && p.protocol !== "udp")
-          issues.push({ path: `${path}.protocol`, message: "must be tcp or udp" });
-      });
+          issues.push({
+            path: itemPath(prefix, "ports", i, ".protocol"),
+            message: "must be tcp or udp",
+          });
+      }
     }
   }
   if (r.runtime !== undefined && (typeof r.runtime !== "string" || !r.runtime))
@@ -234,21 +266,23 @@ export function requestIssues(request: unknown, prefix = "request"): ValidationI
     if (!Array.isArray(r.constraints))
       issues.push({ path: `${prefix}.constraints`, message: "must be an array" });
     else
-      r.constraints.forEach((c: unknown, i) => {
-        checkConstraint(c, `${prefix}.constraints[${i}]`, issues);
-      });
+      for (let i = 0; i < r.constraints.length; i += 1)
+        checkConstraint(r.constraints[i], `${prefix}.constraints`, i, issues);
   }
   if (r.affinities !== undefined) {
     if (!Array.isArray(r.affinities))
       issues.push({ path: `${prefix}.affinities`, message: "must be an array" });
     else
-      r.affinities.forEach((a: unknown, i) => {
-        const path = `${prefix}.affinities[${i}]`;
-        checkConstraint(a, path, issues);
+      for (let i = 0; i < r.affinities.length; i += 1) {
+        const a: unknown = r.affinities[i];
+        checkConstraint(a, `${prefix}.affinities`, i, issues);
         const weight = (a as { weight?: unknown } | null)?.weight;
         if (typeof weight !== "number" || !Number.isFinite(weight) || weight < -100 || weight > 100)
-          issues.push({ path: `${path}.weight`, message: "must be a number in -100..100" });
-      });
+          issues.push({
+            path: itemPath(prefix, "affinities", i, ".weight"),
+            message: "must be a number in -100..100",
+          });
+      }
   }
   const groupedBy = typeof r.templateName === "string" && r.templateName.length > 0;
   if (r.antiAffinity !== undefined) {
