@@ -369,6 +369,8 @@ const NAMES = {
   list: "list 10,000 instances with filters",
 } as const;
 
+const UNITS = { create: "creations/s", append: "appends/s", list: "rows/s" } as const;
+
 const bench: BenchModule = {
   name: "repository",
   scenarios: SCENARIOS,
@@ -391,7 +393,7 @@ const bench: BenchModule = {
       const made = flavor === "sqlite" ? await sqliteTarget(context.tmpDir) : await mysqlTarget();
       if (typeof made === "string") {
         for (const key of ["create", "append", "list"] as const) {
-          if (selected(ids[key])) results.push(skipped(ids[key], NAMES[key], "ops/s", made));
+          if (selected(ids[key])) results.push(skipped(ids[key], NAMES[key], UNITS[key], made));
         }
         continue;
       }
@@ -409,7 +411,7 @@ const bench: BenchModule = {
             result(
               ids.create,
               `${NAMES.create}, ${label}`,
-              "creations/s",
+              UNITS.create,
               measured,
               "bare single-row INSERT loop",
               flavor === "sqlite"
@@ -435,7 +437,7 @@ const bench: BenchModule = {
             result(
               ids.append,
               `${NAMES.append}, ${label}`,
-              "appends/s",
+              UNITS.append,
               measured,
               "bare single-row INSERT loop",
               { text: "≥ 0.3× bare insert loop", met: (_, ratio) => ratio >= 0.3 },
@@ -454,7 +456,7 @@ const bench: BenchModule = {
             result(
               ids.list,
               `${NAMES.list}, ${label}`,
-              "rows/s",
+              UNITS.list,
               measured,
               "the same SELECT through the bare driver",
               { text: "≥ 0.3× bare SELECT", met: (_, ratio) => ratio >= 0.3 },
