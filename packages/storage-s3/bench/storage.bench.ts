@@ -23,6 +23,7 @@ import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
@@ -168,18 +169,25 @@ async function naiveSync(
 }
 
 async function deletePrefix(client: S3Client, bucket: string, prefix: string): Promise<void> {
-  for (let failures = 0; ; ) {
+  for (;;) {
     const page = await client.send(
       new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1000 }),
     );
-    const keys = (page.Contents ?? []).map((object) => ({ Key: object.Key! }));
+    const keys = (page.Contents ?? []).map((object) => object.Key!);
     if (keys.length === 0) return;
     try {
-      await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
-    } catch (error) {
-      // s3rver answers a batch delete with InternalError now and then under load.
-      if (++failures >= 5) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200 * failures));
+      await client.send(
+        new DeleteObjectsCommand({
+          Bucket: bucket,
+          Delete: { Objects: keys.map((Key) => ({ Key })) },
+        }),
+      );
+    } catch {
+      // s3rver fails batch deletes of nested keys (it prunes folders in
+      // parallel and trips over itself): delete one by one instead.
+      await mapLimit(keys, 4, (Key) =>
+        client.send(new DeleteObjectCommand({ Bucket: bucket, Key })),
+      );
     }
   }
 }

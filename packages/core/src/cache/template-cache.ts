@@ -34,7 +34,7 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import {
   ConflictError,
   OrchestratorError,
@@ -263,7 +263,7 @@ export class TemplateCache implements Plugin {
     positive(options?.maxLayerFiles, "maxLayerFiles");
     if (issues.length) throw new ValidationError(issues);
     this.storage = options.storage;
-    this.root = options.dir;
+    this.root = resolve(options.dir);
     this.maxBytes = options.maxBytes ?? 10 * 1024 ** 3;
     this.concurrency = Math.max(1, options.concurrency ?? 8);
     this.verify = options.verify ?? "stat";
