@@ -145,6 +145,6 @@ export interface TemplateStorage extends Plugin {
     options?: { signal?: AbortSignal },
   ): Promise<void>;
 
-  /** Names of the templates that have a `template.json`, sorted. */
+  /** Names of the templates that have a `template.json`, sorted (only names that pass `nameProblem`: others cannot be read back). */
   listTemplates(options?: { signal?: AbortSignal }): Promise<string[]>;
 }
