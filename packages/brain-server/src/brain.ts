@@ -126,6 +126,8 @@ export async function buildBrain(
     trustProxy: config.trustProxy,
     // A sync may be parked for `syncWaitMs`; keep sockets open a little longer.
     requestTimeout: config.syncWaitMs + 30_000,
+    // On close, end keep-alive and streaming connections instead of waiting for them.
+    forceCloseConnections: true,
   });
   app.setValidatorCompiler(createValidatorCompiler());
 
@@ -422,6 +424,7 @@ export async function buildBrain(
       webhooks.close();
       for (const each of loops) await each.stop();
       signals.wakeAll();
+      live.revoke({ all: true }); // ends every live stream
       await app.close();
       if (ownedRepositories) await ownedRepositories.destroy?.();
     },

@@ -23,7 +23,7 @@ describe("README example", () => {
     const health = await fetch(`${address}/api/v1/healthz`);
     expect(await health.json()).toEqual({ ok: true });
     const docs = await fetch(`${address}/api/openapi.json`);
-    expect((await docs.json()).paths).toHaveProperty("/api/v1/instances");
+    expect(((await docs.json()) as { paths: object }).paths).toHaveProperty("/api/v1/instances");
     // The swapped clock is the one the Brain uses.
     expect(brain.container.resolve(TOKENS.Clock)).toBe(myClock);
     await brain.close();

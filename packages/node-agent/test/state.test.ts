@@ -1,6 +1,7 @@
 import { appendFile, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { InstanceTrigger } from "@orchestrator/core";
 import { beforeEach, describe, expect, it } from "vitest";
 import { CommandLedger } from "../src/state/command-ledger.js";
 import { readCredential, writeCredential } from "../src/state/credential-store.js";
@@ -12,8 +13,9 @@ beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "orch-agent-state-"));
 });
 
-const report = (instanceId: string, trigger: string) => ({
+const report = (instanceId: string, trigger: InstanceTrigger) => ({
   instanceId,
+  epoch: 1,
   trigger,
   reason: trigger,
   at: "2026-01-01T00:00:00.000Z",

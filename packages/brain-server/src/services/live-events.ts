@@ -14,6 +14,8 @@ export interface LogLineEvent {
 }
 
 export interface Revocation {
+  /** Every stream (shutdown). */
+  all?: boolean;
   userId?: string;
   tokenId?: string;
   sessionId?: string;

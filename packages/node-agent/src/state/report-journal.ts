@@ -3,21 +3,11 @@
  * file in the agent's state dir so they survive an agent restart, and handed
  * out in bounded batches in the order they were made.
  */
+import type { SyncReport } from "@orchestrator/core";
 import { appendJsonLines, readJsonLines, rewriteJsonLines } from "./json-lines-file.js";
 
-export interface AgentReport {
-  /** Journal position: the Brain acknowledges up to one. */
-  n: number;
-  instanceId: string;
-  /** Per-instance sequence number. */
-  seq: number;
-  trigger: string;
-  to?: string;
-  reason: string;
-  at: string;
-  exitCode?: number | null;
-  warnings?: string[];
-}
+/** A report as journaled and sent: core's `SyncReport` (journal position `n`, per-instance `seq`). */
+export type AgentReport = SyncReport;
 
 /** An acknowledgement line; a compacted file keeps the per-instance sequence numbers in it. */
 interface Acknowledgement {

@@ -25,12 +25,19 @@ export const agentRoutes: FastifyPluginAsync<AgentRoutesOptions> = async (
     },
   );
 
-  app.post("/agent/sync", { schema: { tags: ["agent"], body: SyncBody } }, async (request) => {
-    const nodeId = requireNode(request);
-    // A parked sync ends when the agent hangs up (it has something new to say).
-    const abort = new AbortController();
-    request.raw.once("close", () => abort.abort());
-    request.socket.once("close", () => abort.abort());
-    return agents.sync(nodeId, request.body as SyncRequest, abort.signal);
-  });
+  app.post(
+    "/agent/sync",
+    { schema: { tags: ["agent"], body: SyncBody } },
+    async (request, reply) => {
+      const nodeId = requireNode(request);
+      // A parked sync ends when the agent hangs up (it has something new to say).
+      // The response's "close" before it finished is the hang-up; the request's
+      // own "close" only means its body was read.
+      const abort = new AbortController();
+      reply.raw.once("close", () => {
+        if (!reply.raw.writableFinished) abort.abort();
+      });
+      return agents.sync(nodeId, request.body as SyncRequest, abort.signal);
+    },
+  );
 };

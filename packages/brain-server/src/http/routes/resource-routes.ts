@@ -3,7 +3,7 @@ import { assertTemplateName, type Repositories } from "@orchestrator/core";
 import type { FastifyPluginAsync } from "fastify";
 import { SseStream } from "../../events/sse-stream.js";
 import type { InstanceAction, InstanceService } from "../../services/instance-service.js";
-import type { LiveEvents } from "../../services/live-events.js";
+import type { LiveEvents, Revocation } from "../../services/live-events.js";
 import type { NodeService } from "../../services/node-service.js";
 import { actorOf } from "../../services/principal.js";
 import type { TemplateService } from "../../services/template-service.js";
@@ -295,11 +295,8 @@ export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = async (
   });
 };
 
-function revokes(
-  revocation: { userId?: string; tokenId?: string; sessionId?: string },
-  principal: ReturnType<typeof requireUser>,
-): boolean {
-  if (revocation.userId === principal.user.id) return true;
+function revokes(revocation: Revocation, principal: ReturnType<typeof requireUser>): boolean {
+  if (revocation.all || revocation.userId === principal.user.id) return true;
   if (principal.via === "token" && revocation.tokenId === principal.tokenId) return true;
   return principal.via === "session" && revocation.sessionId === principal.sessionId;
 }

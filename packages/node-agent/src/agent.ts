@@ -1,0 +1,331 @@
+/**
+ * The Node Agent's composition root: `createAgent(config, overrides)` wires the
+ * runtime, template storage, cache and state files with tsyringe (explicit
+ * tokens, factories), joins the Brain once, and runs the sync loop. An
+ * integrator swaps the runtime or the storage by configuration or by passing
+ * their own implementation.
+ */
+import "reflect-metadata";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  type AgentCommand,
+  type Clock,
+  type CommandResultReport,
+  guardPlugin,
+  OrchestratorError,
+  type Runtime,
+  type RuntimeKind,
+  type SyncRequest,
+  systemClock,
+  type TemplateStorage,
+} from "@orchestrator/core";
+import { TemplateCache } from "@orchestrator/core/cache";
+import { DockerRuntime } from "@orchestrator/runtime-docker";
+import { ProcessRuntime } from "@orchestrator/runtime-process";
+import { FolderTemplateStorage } from "@orchestrator/storage-fs";
+import { S3TemplateStorage } from "@orchestrator/storage-s3";
+import {
+  type DependencyContainer,
+  container as globalContainer,
+  instanceCachingFactory,
+} from "tsyringe";
+import type { AgentConfig } from "./config/agent-config.js";
+import { type AgentLogger, InstanceManager } from "./instances/instance-manager.js";
+import { CommandLedger } from "./state/command-ledger.js";
+import { readCredential, writeCredential } from "./state/credential-store.js";
+import { InstanceRecords } from "./state/instance-records.js";
+import { ReportJournal } from "./state/report-journal.js";
+import { Backoff } from "./sync/backoff.js";
+import { BrainClient } from "./sync/brain-client.js";
+import { LogForwarder } from "./sync/log-forwarder.js";
+
+export const AGENT_VERSION = "0.1.0";
+
+export const AGENT_TOKENS = {
+  Config: Symbol.for("orchestrator.agent.Config"),
+  Clock: Symbol.for("orchestrator.agent.Clock"),
+  Runtime: Symbol.for("orchestrator.agent.Runtime"),
+  TemplateStorage: Symbol.for("orchestrator.agent.TemplateStorage"),
+  TemplateCache: Symbol.for("orchestrator.agent.TemplateCache"),
+  BrainClient: Symbol.for("orchestrator.agent.BrainClient"),
+  Logger: Symbol.for("orchestrator.agent.Logger"),
+} as const;
+
+export interface AgentOverrides {
+  runtime?: Runtime;
+  storage?: TemplateStorage;
+  clock?: Clock;
+  fetch?: typeof fetch;
+  logger?: AgentLogger;
+  /** Last word: register your own providers for any of `AGENT_TOKENS`. */
+  register?: (container: DependencyContainer) => void;
+}
+
+export interface Agent {
+  readonly container: DependencyContainer;
+  /** The node id (after `start`). */
+  readonly nodeId: string | null;
+  /** Joins (first start) or loads the credential, recovers instances, starts syncing. */
+  start(): Promise<void>;
+  /** One sync round trip (tests); does not wait for commands it starts. */
+  syncOnce(options?: { wait?: boolean }): Promise<void>;
+  /** Commands started by syncs and not finished yet. */
+  idle(): Promise<void>;
+  /** Stops syncing; running servers keep running (they are not the agent's children). */
+  stop(): Promise<void>;
+}
+
+const consoleLogger: AgentLogger = {
+  info: (details, message) => console.log(JSON.stringify({ level: "info", message, ...details })),
+  warn: (details, message) => console.warn(JSON.stringify({ level: "warn", message, ...details })),
+  error: (details, message) =>
+    console.error(JSON.stringify({ level: "error", message, ...details })),
+};
+
+export function defaultRuntime(config: AgentConfig): Runtime {
+  const instanceRoots = [join(config.dataDir, "instances")];
+  if (config.runtime === "docker") {
+    return new DockerRuntime({ allowedImages: config.allowedImages, instanceRoots });
+  }
+  return new ProcessRuntime({ stateDirectory: join(config.dataDir, "runtime"), instanceRoots });
+}
+
+export function defaultStorage(config: AgentConfig): TemplateStorage {
+  if (config.storage === "s3" && config.s3) {
+    const { endpoint, region, bucket, prefix, forcePathStyle, accessKeyId, secretAccessKey } =
+      config.s3;
+    return new S3TemplateStorage({
+      bucket,
+      region,
+      ...(prefix ? { prefix } : {}),
+      ...(endpoint ? { endpoint } : {}),
+      forcePathStyle,
+      ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey } } : {}),
+    });
+  }
+  return new FolderTemplateStorage({ root: config.storageDir });
+}
+
+export function createAgent(config: AgentConfig, overrides: AgentOverrides = {}): Agent {
+  const container = globalContainer.createChildContainer();
+  const factory = <T>(token: symbol, make: (c: DependencyContainer) => T) =>
+    container.register(token, { useFactory: instanceCachingFactory(make) });
+  container.register(AGENT_TOKENS.Config, { useValue: config });
+  container.register(AGENT_TOKENS.Clock, { useValue: overrides.clock ?? systemClock });
+  container.register(AGENT_TOKENS.Logger, { useValue: overrides.logger ?? consoleLogger });
+  factory(AGENT_TOKENS.Runtime, () =>
+    guardPlugin(overrides.runtime ?? defaultRuntime(config), "runtime"),
+  );
+  factory(AGENT_TOKENS.TemplateStorage, () =>
+    guardPlugin(overrides.storage ?? defaultStorage(config), "template storage"),
+  );
+  factory(
+    AGENT_TOKENS.BrainClient,
+    () =>
+      new BrainClient({
+        brainUrl: config.brainUrl,
+        ...(overrides.fetch ? { fetch: overrides.fetch } : {}),
+      }),
+  );
+  factory(
+    AGENT_TOKENS.TemplateCache,
+    (c) =>
+      new TemplateCache({
+        storage: c.resolve<TemplateStorage>(AGENT_TOKENS.TemplateStorage),
+        dir: join(config.dataDir, "cache"),
+        maxBytes: config.cacheMaxBytes,
+        clock: c.resolve<Clock>(AGENT_TOKENS.Clock),
+        onWarning: (warning) =>
+          c
+            .resolve<AgentLogger>(AGENT_TOKENS.Logger)
+            .warn({ code: warning.code, layer: warning.layer }, warning.message),
+      }),
+  );
+  overrides.register?.(container);
+
+  const log = container.resolve<AgentLogger>(AGENT_TOKENS.Logger);
+  const clock = container.resolve<Clock>(AGENT_TOKENS.Clock);
+  const client = container.resolve<BrainClient>(AGENT_TOKENS.BrainClient);
+  const runtime = container.resolve<Runtime>(AGENT_TOKENS.Runtime);
+  const cache = container.resolve<TemplateCache>(AGENT_TOKENS.TemplateCache);
+
+  let nodeId: string | null = null;
+  let manager: InstanceManager | null = null;
+  let journal: ReportJournal | null = null;
+  let logs: LogForwarder | null = null;
+  let describeNode = true;
+  let stopped = false;
+  let loop: Promise<void> | null = null;
+  let parked: AbortController | null = null;
+  let wakeSleep: (() => void) | null = null;
+  const results: CommandResultReport[] = [];
+  const running = new Set<Promise<unknown>>();
+  const backoff = new Backoff({ baseMs: 500, capMs: 30_000 });
+
+  /** Something new to send: end a parked sync or a pause at once. */
+  const wake = () => {
+    parked?.abort();
+    wakeSleep?.();
+  };
+
+  const dispatch = (command: AgentCommand) => {
+    const work = manager!
+      .execute(command)
+      .then((result) => {
+        results.push(result);
+        wake();
+      })
+      .catch((error: unknown) =>
+        log.error({ commandId: command.id, err: String(error) }, "command crashed"),
+      );
+    running.add(work);
+    void work.finally(() => running.delete(work));
+  };
+
+  const syncOnce = async (options: { wait?: boolean } = {}) => {
+    const reports = journal!.pending(200);
+    const sentResults = results.slice(0, 500);
+    const logBatches = logs!.drain();
+    const request: SyncRequest = {
+      ...(describeNode
+        ? {
+            node: {
+              name: config.name,
+              capacity: config.capacity,
+              labels: config.labels,
+              portRange: config.portRange,
+              reservedPorts: config.reservedPorts,
+              runtimes: [runtime.kind as RuntimeKind],
+              agentVersion: AGENT_VERSION,
+            },
+          }
+        : {}),
+      inventory: manager!.inventory(),
+      reports,
+      commandResults: sentResults,
+      logs: logBatches,
+      wait:
+        (options.wait ?? true) &&
+        reports.length === 0 &&
+        sentResults.length === 0 &&
+        logBatches.length === 0,
+    };
+    // Only a parked sync (one that carries nothing) may be cut short by news.
+    const controller = new AbortController();
+    if (request.wait) parked = controller;
+    try {
+      const response = await client.sync(request, controller.signal);
+      describeNode = false;
+      await journal!.acknowledge(response.acknowledgedReports);
+      results.splice(0, sentResults.length);
+      logs!.setWatched(response.watchLogs);
+      for (const command of response.commands) dispatch(command);
+    } catch (error) {
+      if (controller.signal.aborted && !stopped) return; // woken: sync again with the news
+      throw error;
+    } finally {
+      if (parked === controller) parked = null;
+    }
+  };
+
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wakeSleep = null;
+        resolve();
+      }
+      wakeSleep = done;
+    });
+
+  const run = async () => {
+    while (!stopped) {
+      const started = performance.now();
+      try {
+        await syncOnce();
+        backoff.reset();
+        // A Brain that answers at once (nothing parked) is not polled faster than the heartbeat.
+        const elapsed = performance.now() - started;
+        const idle = journal!.pendingCount === 0 && results.length === 0 && !logs!.pending;
+        if (idle && elapsed < 1000) await pause(1000 - elapsed);
+      } catch (error) {
+        const delay = backoff.next();
+        log.warn({ err: String(error), retryInMs: delay }, "sync failed");
+        if (OrchestratorError.hasCode(error, "UNAUTHORIZED"))
+          log.error({}, "the Brain refused this node's credential");
+        await pause(delay);
+      }
+    }
+  };
+
+  return {
+    container,
+    get nodeId() {
+      return nodeId;
+    },
+    async start() {
+      await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+      await mkdir(join(config.dataDir, "instances"), { recursive: true, mode: 0o700 });
+      const credentialPath = join(config.dataDir, "credential.json");
+      let credential = await readCredential(credentialPath);
+      if (!credential) {
+        if (!config.joinToken) {
+          throw new OrchestratorError(
+            "UNAUTHORIZED",
+            "this node has not joined yet: set ORCH_JOIN_TOKEN (create one in the panel or with `orchestrator join-token`)",
+          );
+        }
+        const joined = await client.join({
+          joinToken: config.joinToken,
+          name: config.name,
+          capacity: config.capacity,
+          labels: config.labels,
+          portRange: config.portRange,
+          reservedPorts: config.reservedPorts,
+          runtimes: [runtime.kind as RuntimeKind],
+          agentVersion: AGENT_VERSION,
+        });
+        credential = {
+          brainUrl: config.brainUrl,
+          nodeId: joined.nodeId,
+          credential: joined.credential,
+        };
+        await writeCredential(credentialPath, credential);
+        log.info({ nodeId: joined.nodeId }, "joined the Brain");
+      }
+      nodeId = credential.nodeId;
+      client.setCredential(credential.credential);
+      await cache.init();
+      journal = await ReportJournal.open(join(config.dataDir, "reports.jsonl"));
+      manager = new InstanceManager({
+        nodeId,
+        runtimes: new Map([[runtime.kind as RuntimeKind, runtime]]),
+        cache,
+        journal,
+        ledger: await CommandLedger.open(join(config.dataDir, "commands.jsonl")),
+        records: await InstanceRecords.open(join(config.dataDir, "instances.json")),
+        instancesDir: join(config.dataDir, "instances"),
+        clock,
+        log,
+        onReport: wake,
+      });
+      logs = new LogForwarder(() => runtime, wake);
+      await manager.recover();
+      loop = run();
+    },
+    syncOnce: (options) => syncOnce(options),
+    async idle() {
+      while (running.size > 0) await Promise.allSettled([...running]);
+    },
+    async stop() {
+      stopped = true;
+      wake();
+      await loop?.catch(() => undefined);
+      logs?.close();
+      await manager?.close();
+      await cache.destroy();
+    },
+  };
+}
