@@ -11,4 +11,10 @@ export interface SqliteDialectConfig {
    * machine may lose the last commits but never corrupts; `FULL` syncs every commit).
    */
   synchronous?: "OFF" | "NORMAL" | "FULL";
+  /**
+   * WAL pages written between automatic checkpoints (default 10,000 pages,
+   * about 40 MiB; SQLite's own default is 1,000). Fewer checkpoints mean fewer
+   * disk syncs; the WAL file is truncated back after a checkpoint.
+   */
+  walAutocheckpointPages?: number;
 }

@@ -100,6 +100,11 @@ export function openSqliteDatabase(config: SqliteDialectConfig): BetterSqlite3.D
     if (!memory) {
       db.pragma("journal_mode = WAL");
       db.pragma(`synchronous = ${config.synchronous ?? "NORMAL"}`);
+      // Each checkpoint syncs the disk (milliseconds on a VM): checkpointing every
+      // 40 MiB of WAL instead of SQLite's 4 MiB amortises that over 10× more commits.
+      const pages = Math.max(100, Math.floor(config.walAutocheckpointPages ?? 10_000));
+      db.pragma(`wal_autocheckpoint = ${pages}`);
+      db.pragma(`journal_size_limit = ${pages * 4096 * 2}`);
     }
     db.pragma("foreign_keys = ON");
     // 32 MiB of page cache (the default is 2 MiB): indexes of a busy Brain stay in memory.
