@@ -434,10 +434,17 @@ export class PreparedCluster {
   }
 }
 
+/**
+ * Grid coordinates are taken on free + CELL_SHIFT: a node that fits a request
+ * of exactly k cells (within EPSILON) then always lands in cell k or above,
+ * so the search can skip the cells below whole.
+ */
+export const CELL_SHIFT = 2 * EPSILON;
+
 /** Grid coordinate of a free fraction: 0 (full or over-allocated) .. grid - 1 (empty). */
 function bucketCoordinate(cap: number, alloc: number, grid: number): number {
   if (!(cap > 0)) return 0;
-  const free = (cap - alloc) / cap;
+  const free = (cap - alloc + CELL_SHIFT) / cap;
   if (!(free > 0)) return 0;
   return Math.min(grid - 1, Math.floor(free * grid));
 }

@@ -14,7 +14,13 @@
  */
 import type { Resources } from "@orchestrator/core";
 import { OrchestratorError, ValidationError } from "@orchestrator/core";
-import { ClusterState, EPSILON, PreparedCluster, SCHEDULABLE } from "./cluster-state.js";
+import {
+  CELL_SHIFT,
+  ClusterState,
+  EPSILON,
+  PreparedCluster,
+  SCHEDULABLE,
+} from "./cluster-state.js";
 import { constraintKey, describeConstraint } from "./constraint.js";
 import {
   countLine,
@@ -733,6 +739,19 @@ function exhaustiveSearch(
   };
 }
 
+/** The index after the run of nodes with the same key as `list[from]` (keys are sorted). */
+function endOfKeyRun(list: readonly number[], key: Float64Array, from: number): number {
+  const value = key[list[from]!]!;
+  let low = from + 1;
+  let high = list.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (key[list[mid]!] === value) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
 /** What share of `cap` `need` is (0 for a resource the node does not have). */
 function share(need: number, cap: number): number {
   return cap > 0 ? need / cap : 0;
@@ -771,6 +790,13 @@ function gridSearch(
   const cpuCell = cpuBounds.max / grid;
   const memNeed = cr.mem - EPSILON;
   const cpuNeed = cr.cpu - EPSILON;
+  // Coordinates include CELL_SHIFT, so a cell's lower edge may sit that much
+  // above its nodes' free amounts: the binpack bound allows for it.
+  const cellSlack =
+    (w.memory * share(CELL_SHIFT, memBounds.min) + w.cpu * share(CELL_SHIFT, cpuBounds.min)) /
+    weightSum;
+  const capMem = cluster.capMem;
+  const allocMem = state.allocMem;
   const order = cluster.bucketOrder;
   const buckets = state.buckets;
   let best = -1;
@@ -817,12 +843,22 @@ function gridSearch(
       const list = buckets[b]!;
       const x = (b / grid) | 0;
       const y = b - x * grid;
-      // Nobody in this cell has enough memory or CPU: skip it whole.
-      if ((x + 1) * memCell < memNeed || (y + 1) * cpuCell < cpuNeed) continue;
+      // Nobody in this cell has enough memory or CPU: skip it whole. Below the
+      // top cell, free < (x + 1)·cell − CELL_SHIFT; the top cell holds up to the
+      // largest capacity.
+      if (
+        (x + 1 < grid
+          ? cr.mem > EPSILON && (x + 1) * memCell <= cr.mem
+          : memBounds.max < memNeed) ||
+        (y + 1 < grid ? cr.cpu > EPSILON && (y + 1) * cpuCell <= cr.cpu : cpuBounds.max < cpuNeed)
+      )
+        continue;
       if (best >= 0) {
         // Utilisation within the cell: free fractions lie in [x/grid, (x+1)/grid).
         const fitBound = binpack
-          ? (w.memory * (1 - x / grid) + w.cpu * (1 - y / grid) + w.disk) / weightSum + shareMax
+          ? (w.memory * (1 - x / grid) + w.cpu * (1 - y / grid) + w.disk) / weightSum +
+            shareMax +
+            cellSlack
           : 1 -
             ((w.memory * (1 - (x + 1) / grid) + w.cpu * (1 - (y + 1) / grid)) / weightSum +
               shareMin);
@@ -837,12 +873,36 @@ function gridSearch(
           const fit = binpack ? key[i]! + shareMax : 1 - key[i]! - shareMin;
           const bound = totalBound(cr, fit, softMax);
           if (bound < bestScore - TIE) break;
-          // Same capacities everywhere: the bound is exact, and equal keys come
-          // in rank order, so from here on nodes can at best tie and lose the tie.
-          if (uniform && bound <= bestScore + TIE && rank[i]! > rank[best]!) break;
-          // This node's own soft scores are cheap to read: skip it unfiltered if they cannot win.
-          if (hasSoft && totalBound(cr, fit, softScore(cr, i, options)) < bestScore - TIE) continue;
+          // Same capacities everywhere: the bound is exact, so this node and the
+          // rest of its run of equal keys (which come in rank order) can at best
+          // tie and lose the tie. Skip the run; a lower key is judged on its own
+          // bound (a key lower by less than TIE can still tie and win on rank).
+          if (uniform && bound <= bestScore + TIE && rank[i]! > rank[best]!) {
+            j = endOfKeyRun(list, key, j) - 1;
+            continue;
+          }
         }
+        // Boundary cells hold nodes just short of memory: reject those before
+        // reading soft scores (memory is the first filter anyway).
+        const freeMem = capMem[i]! - allocMem[i]!;
+        if (freeMem < memNeed) {
+          evaluated += 1;
+          tally.memory += 1;
+          if (freeMem > tally.memoryBest) tally.memoryBest = freeMem;
+          continue;
+        }
+        // This node's own soft scores are cheap to read: skip it unfiltered if they cannot win.
+        if (
+          best >= 0 &&
+          hasSoft &&
+          totalBound(
+            cr,
+            binpack ? key[i]! + shareMax : 1 - key[i]! - shareMin,
+            softScore(cr, i, options),
+          ) <
+            bestScore - TIE
+        )
+          continue;
         evaluated += 1;
         if (!feasible(state, cr, i, tally, options)) continue;
         found += 1;

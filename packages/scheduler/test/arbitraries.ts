@@ -22,9 +22,10 @@ const nodeArbitrary = fc
       "OFFLINE",
     ),
     drainRequested: fc.constantFrom(false, false, false, false, false, false, false, true),
-    memory: fc.integer({ min: 0, max: 24 }),
+    // Any MiB and tenths of cores: values that do not line up with grid cells.
+    memory: fc.integer({ min: 0, max: 12_288 }),
     memoryUsed: fc.double({ min: 0, max: 1, noNaN: true }),
-    cpu: fc.integer({ min: 0, max: 16 }),
+    cpu: fc.integer({ min: 0, max: 80 }),
     cpuUsed: fc.double({ min: 0, max: 1, noNaN: true }),
     disk: fc.integer({ min: 0, max: 8 }),
     overcommit: fc.constantFrom(1, 1, 1, 1.5),
@@ -43,8 +44,8 @@ const nodeArbitrary = fc
     if (n.region !== undefined) labels.region = n.region;
     if (n.zone !== undefined) labels.zone = n.zone;
     if (n.version !== undefined) labels.version = n.version;
-    const memoryMb = n.memory * 512;
-    const cpu = n.cpu / 2;
+    const memoryMb = n.memory;
+    const cpu = n.cpu / 10;
     const diskMb = n.disk * 1024;
     return {
       status: n.status,
@@ -53,8 +54,8 @@ const nodeArbitrary = fc
       capacity: { memoryMb, cpu, diskMb },
       // Allocations stay within the effective capacity, in the same steps requests use.
       allocated: {
-        memoryMb: Math.floor((n.memoryUsed * memoryMb * n.overcommit) / 256) * 256,
-        cpu: Math.floor(n.cpuUsed * cpu * n.overcommit * 4) / 4,
+        memoryMb: Math.floor(n.memoryUsed * memoryMb * n.overcommit),
+        cpu: Math.floor(n.cpuUsed * cpu * n.overcommit * 10) / 10,
         diskMb: 0,
       },
       overcommit: n.overcommit,
@@ -98,8 +99,11 @@ const constraintArbitrary: fc.Arbitrary<Constraint> = fc.oneof(
 
 export const requestArbitrary: fc.Arbitrary<PlacementRequest> = fc
   .record({
-    memory: fc.integer({ min: 0, max: 8 }),
-    cpu: fc.integer({ min: 0, max: 6 }),
+    memory: fc.oneof(
+      fc.integer({ min: 0, max: 8 }).map((k) => k * 256),
+      fc.integer({ min: 0, max: 2500 }),
+    ),
+    cpu: fc.integer({ min: 0, max: 15 }),
     disk: fc.integer({ min: 0, max: 2 }),
     ports: fc.array(fc.option(fc.integer({ min: 29999, max: 30011 }), { nil: undefined }), {
       maxLength: 3,
@@ -135,7 +139,7 @@ export const requestArbitrary: fc.Arbitrary<PlacementRequest> = fc
     });
     return {
       templateName: "mc",
-      resources: { memoryMb: r.memory * 256, cpu: r.cpu / 4, diskMb: r.disk * 512 },
+      resources: { memoryMb: r.memory, cpu: r.cpu / 10, diskMb: r.disk * 512 },
       ports,
       ...(r.runtime === undefined ? {} : { runtime: r.runtime }),
       constraints: r.constraints,

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { EPSILON, gridSize } from "../src/cluster-state.js";
 import {
   applyPlacement,
   createScheduler,
@@ -17,7 +18,10 @@ import {
   requestArbitrary,
 } from "./arbitraries.js";
 
-const RUNS = { numRuns: 300 };
+// SCHEDULER_PROPERTY_SCALE=20 runs every property twenty times longer (a deep check).
+const SCALE = Math.max(1, Number(process.env.SCHEDULER_PROPERTY_SCALE ?? 1));
+const runs = (numRuns: number) => ({ numRuns: Math.round(numRuns * SCALE) });
+const RUNS = runs(300);
 const optionsArbitrary: fc.Arbitrary<SchedulerOptions> = fc.record({
   strategy: fc.constantFrom("binpack" as const, "spread" as const),
   seed: fc.integer({ min: 0, max: 1000 }),
@@ -180,8 +184,9 @@ describe("placement properties", () => {
         seed: fc.integer({ min: 1, max: 1_000_000 }),
         mixed: fc.boolean(),
         counts: fc.boolean(),
+        jitter: fc.boolean(),
       })
-      .map(({ nodes, fill, seed, mixed, counts }) =>
+      .map(({ nodes, fill, seed, mixed, counts, jitter }) =>
         cluster({
           nodes,
           fill,
@@ -199,12 +204,25 @@ describe("placement properties", () => {
             ? { capacity: { memoryMb: 65536, cpu: 24, diskMb: 1_000_000 }, overcommit: 1.25 }
             : {}),
           ...(counts ? { templateCounts: { mc: i % 4 } } : {}),
+          // Allocations off the 256 MiB / quarter-core steps, onto cell edges and between them.
+          ...(jitter && node.allocated
+            ? {
+                allocated: {
+                  memoryMb: Math.max(0, node.allocated.memoryMb - ((i * 37) % 300)),
+                  cpu: Math.max(0, node.allocated.cpu - ((i * 7) % 10) / 10),
+                  diskMb: 0,
+                },
+              }
+            : {}),
         })),
       );
     const request = fc
       .record({
-        memory: fc.integer({ min: 1, max: 32 }),
-        cpu: fc.integer({ min: 0, max: 16 }),
+        memory: fc.oneof(
+          fc.integer({ min: 1, max: 32 }).map((k) => k * 512),
+          fc.integer({ min: 1, max: 16_000 }),
+        ),
+        cpu: fc.integer({ min: 0, max: 40 }),
         gpu: fc.integer({ min: -100, max: 100 }),
         zone: fc.integer({ min: -100, max: 100 }),
         anti: fc.integer({ min: 0, max: 100 }),
@@ -214,7 +232,7 @@ describe("placement properties", () => {
       .map(
         (r): PlacementRequest => ({
           templateName: "mc",
-          resources: { memoryMb: r.memory * 512, cpu: r.cpu / 4 },
+          resources: { memoryMb: r.memory, cpu: r.cpu / 10 },
           ports: [{ name: "game" }],
           constraints: r.region ? [{ label: "region", op: "not-equals", value: "ap" }] : [],
           affinities: [
@@ -225,11 +243,22 @@ describe("placement properties", () => {
           ...(r.spread ? { spread: [{ label: "region", weight: 40 }] } : {}),
         }),
       );
+    // Memory-only and CPU-only weights make a fit at the edge of a grid cell decisive.
+    const largeOptions = fc.record({
+      strategy: fc.constantFrom("binpack" as const, "spread" as const),
+      seed: fc.integer({ min: 0, max: 1000 }),
+      resourceWeights: fc.constantFrom(
+        { memory: 1, cpu: 1 },
+        { memory: 1, cpu: 0 },
+        { memory: 0, cpu: 1 },
+        { memory: 2, cpu: 1, disk: 1 },
+      ),
+    });
     fc.assert(
       fc.property(
         large,
-        fc.array(request, { minLength: 1, maxLength: 20 }),
-        optionsArbitrary,
+        fc.array(request, { minLength: 1, maxLength: 30 }),
+        largeOptions,
         (nodes, requests, options) => {
           const fast = createScheduler(nodes, options).placeBatch(requests);
           const full = createScheduler(nodes, { ...options, exhaustive: true }).placeBatch(
@@ -245,7 +274,60 @@ describe("placement properties", () => {
           });
         },
       ),
-      { numRuns: 40 },
+      runs(60),
+    );
+  });
+
+  it("finds the exhaustive optimum when free memory and requests sit on grid cell edges", () => {
+    // Free amounts and requests exactly at, and a hair either side of, the
+    // edges of the index's cells: where skipping a cell whole is most delicate.
+    const OFFSETS = [
+      -100,
+      -1,
+      -0.25,
+      -EPSILON,
+      -EPSILON / 2,
+      0,
+      EPSILON / 2,
+      EPSILON,
+      0.25,
+      1,
+      100,
+    ];
+    const edgeCase = fc.record({
+      nodes: fc.integer({ min: 64, max: 300 }),
+      frees: fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.constantFrom(...OFFSETS)), {
+        minLength: 64,
+        maxLength: 64,
+      }),
+      requests: fc.array(fc.tuple(fc.integer({ min: 1, max: 40 }), fc.constantFrom(...OFFSETS)), {
+        minLength: 1,
+        maxLength: 25,
+      }),
+      strategy: fc.constantFrom("binpack" as const, "spread" as const),
+      cpuWeight: fc.constantFrom(0, 1),
+    });
+    fc.assert(
+      fc.property(edgeCase, ({ nodes: size, frees, requests, strategy, cpuWeight }) => {
+        const capacity = 32768;
+        const cell = capacity / gridSize(size);
+        const nodes = cluster({ nodes: size, memory: capacity }).map((node, i) => {
+          const [edge, offset] = frees[i % frees.length]!;
+          const free = Math.min(capacity, Math.max(0, edge * cell + offset));
+          return { ...node, allocated: { memoryMb: capacity - free, cpu: (i % 5) / 2, diskMb: 0 } };
+        });
+        const options = { strategy, resourceWeights: { memory: 1, cpu: cpuWeight } };
+        const fast = createScheduler(nodes, options);
+        const full = createScheduler(nodes, { ...options, exhaustive: true });
+        for (const [edge, offset] of requests) {
+          const request = { resources: { memoryMb: Math.max(0, edge * cell + offset), cpu: 0.5 } };
+          const a = fast.place(request);
+          const b = full.place(request);
+          expect(a.placed).toBe(b.placed);
+          if (a.placed && b.placed) expect(a.nodeId).toBe(b.nodeId);
+        }
+      }),
+      runs(300),
     );
   });
 
@@ -268,7 +350,7 @@ describe("placement properties", () => {
           expect(frozen).toEqual(before);
         },
       ),
-      { numRuns: 60 },
+      runs(60),
     );
   });
 });
