@@ -98,6 +98,8 @@ const isFiniteNonNegative = (value: unknown): value is number =>
 const isPositiveInteger = (value: unknown): value is number =>
   typeof value === "number" && Number.isSafeInteger(value) && value >= 1;
 
+const isString = (value: unknown): value is string => typeof value === "string";
+
 const isPort = (value: unknown): value is number =>
   typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= 65535;
 
@@ -120,9 +122,9 @@ function regexProblem(pattern: string): string | null {
   return problem;
 }
 
-/** `request.ports[2].name` */
-function itemPath(prefix: string, list: string, index: number, field: string): string {
-  return `${prefix}.${list}[${index}]${field}`;
+/** `request.ports[2].name`; built only when there is a problem to report. */
+function itemPath(base: string, index: number, field: string): string {
+  return `${base}[${index}]${field}`;
 }
 
 /** Does an earlier item of `list` have `value` under `key`? */
@@ -139,39 +141,37 @@ function checkConstraint(
   index: number,
   issues: ValidationIssue[],
 ): void {
-  const at = (field: string) => `${base}[${index}]${field}`; // only called for a problem
   if (typeof value !== "object" || value === null) {
-    issues.push({ path: at(""), message: "must be an object" });
+    issues.push({ path: itemPath(base, index, ""), message: "must be an object" });
     return;
   }
   const c = value as Record<string, unknown>;
   if (typeof c.label !== "string" || c.label.length === 0)
-    issues.push({ path: at(".label"), message: "must be a non-empty string" });
+    issues.push({ path: itemPath(base, index, ".label"), message: "must be a non-empty string" });
   switch (c.op) {
     case "equals":
     case "not-equals":
       if (typeof c.value !== "string")
-        issues.push({ path: at(".value"), message: "must be a string" });
+        issues.push({ path: itemPath(base, index, ".value"), message: "must be a string" });
       break;
     case "in":
     case "not-in":
-      if (
-        !Array.isArray(c.values) ||
-        c.values.length === 0 ||
-        !c.values.every((v) => typeof v === "string")
-      )
-        issues.push({ path: at(".values"), message: "must be a non-empty array of strings" });
+      if (!Array.isArray(c.values) || c.values.length === 0 || !c.values.every(isString))
+        issues.push({
+          path: itemPath(base, index, ".values"),
+          message: "must be a non-empty array of strings",
+        });
       break;
     case "regex":
       if (typeof c.pattern !== "string") {
-        issues.push({ path: at(".pattern"), message: "must be a string" });
+        issues.push({ path: itemPath(base, index, ".pattern"), message: "must be a string" });
         break;
       }
       {
         const problem = regexProblem(c.pattern);
         if (problem !== null)
           issues.push({
-            path: at(".pattern"),
+            path: itemPath(base, index, ".pattern"),
             message: `is not a valid regular expression (${problem})`,
           });
       }
@@ -182,15 +182,18 @@ function checkConstraint(
     case "semver":
       if (!VERSION_COMPARATORS.includes(c.comparator as VersionComparator))
         issues.push({
-          path: at(".comparator"),
+          path: itemPath(base, index, ".comparator"),
           message: `must be one of ${VERSION_COMPARATORS.join(" ")}`,
         });
       if (typeof c.value !== "string" || parseVersion(c.value) === null)
-        issues.push({ path: at(".value"), message: "must be a version such as 1.4.0" });
+        issues.push({
+          path: itemPath(base, index, ".value"),
+          message: "must be a version such as 1.4.0",
+        });
       break;
     default:
       issues.push({
-        path: at(".op"),
+        path: itemPath(base, index, ".op"),
         message: `must be one of ${CONSTRAINT_OPERATORS.join(", ")}`,
       });
   }
@@ -227,34 +230,34 @@ export function requestIssues(request: unknown, prefix = "request"): ValidationI
       for (let i = 0; i < ports.length; i += 1) {
         const p = ports[i] as Record<string, unknown> | null;
         if (typeof p !== "object" || p === null) {
-          issues.push({ path: itemPath(prefix, "ports", i, ""), message: "must be an object" });
+          issues.push({ path: itemPath(`${prefix}.ports`, i, ""), message: "must be an object" });
           continue;
         }
         if (typeof p.name !== "string" || p.name.length === 0)
           issues.push({
-            path: itemPath(prefix, "ports", i, ".name"),
+            path: itemPath(`${prefix}.ports`, i, ".name"),
             message: "must be a non-empty string",
           });
         else if (seenBefore(ports, i, "name", p.name))
           issues.push({
-            path: itemPath(prefix, "ports", i, ".name"),
+            path: itemPath(`${prefix}.ports`, i, ".name"),
             message: `'${p.name}' is named twice`,
           });
         if (p.port !== undefined) {
           if (!isPort(p.port))
             issues.push({
-              path: itemPath(prefix, "ports", i, ".port"),
+              path: itemPath(`${prefix}.ports`, i, ".port"),
               message: "must be an integer in 1..65535",
             });
           else if (seenBefore(ports, i, "port", p.port))
             issues.push({
-              path: itemPath(prefix, "ports", i, ".port"),
+              path: itemPath(`${prefix}.ports`, i, ".port"),
               message: `${p.port} is requested twice`,
             });
         }
         if (p.protocol !== undefined && p.protocol !== "tcp" && p.protocol !== "udp")
           issues.push({
-            path: itemPath(prefix, "ports", i, ".protocol"),
+            path: itemPath(`${prefix}.ports`, i, ".protocol"),
             message: "must be tcp or udp",
           });
       }
@@ -279,7 +282,7 @@ export function requestIssues(request: unknown, prefix = "request"): ValidationI
         const weight = (a as { weight?: unknown } | null)?.weight;
         if (typeof weight !== "number" || !Number.isFinite(weight) || weight < -100 || weight > 100)
           issues.push({
-            path: itemPath(prefix, "affinities", i, ".weight"),
+            path: itemPath(`${prefix}.affinities`, i, ".weight"),
             message: "must be a number in -100..100",
           });
       }
@@ -314,23 +317,29 @@ export function requestIssues(request: unknown, prefix = "request"): ValidationI
     if (!Array.isArray(r.spread))
       issues.push({ path: `${prefix}.spread`, message: "must be an array" });
     else {
-      r.spread.forEach((s: unknown, i) => {
-        const path = `${prefix}.spread[${i}]`;
-        const rule = s as Record<string, unknown> | null;
+      const base = `${prefix}.spread`;
+      for (let i = 0; i < r.spread.length; i += 1) {
+        const rule = r.spread[i] as Record<string, unknown> | null;
         if (typeof rule !== "object" || rule === null) {
-          issues.push({ path, message: "must be an object" });
-          return;
+          issues.push({ path: itemPath(base, i, ""), message: "must be an object" });
+          continue;
         }
         if (typeof rule.label !== "string" || rule.label.length === 0)
-          issues.push({ path: `${path}.label`, message: "must be a non-empty string" });
+          issues.push({ path: itemPath(base, i, ".label"), message: "must be a non-empty string" });
         if (
           rule.weight !== undefined &&
           (typeof rule.weight !== "number" || !(rule.weight >= 1 && rule.weight <= 100))
         )
-          issues.push({ path: `${path}.weight`, message: "must be a number in 1..100" });
+          issues.push({
+            path: itemPath(base, i, ".weight"),
+            message: "must be a number in 1..100",
+          });
         if (rule.maxPerValue !== undefined && !isPositiveInteger(rule.maxPerValue))
-          issues.push({ path: `${path}.maxPerValue`, message: "must be an integer ≥ 1" });
-      });
+          issues.push({
+            path: itemPath(base, i, ".maxPerValue"),
+            message: "must be an integer ≥ 1",
+          });
+      }
       if (r.spread.length > 0 && !groupedBy)
         issues.push({
           path: `${prefix}.templateName`,
