@@ -7,7 +7,7 @@
  */
 import "reflect-metadata";
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   type AgentCommand,
   type Clock,
@@ -22,7 +22,7 @@ import {
 } from "@orchestrator/core";
 import { TemplateCache } from "@orchestrator/core/cache";
 import { DockerRuntime } from "@orchestrator/runtime-docker";
-import { ProcessRuntime } from "@orchestrator/runtime-process";
+import { DEFAULT_SERVER_PATH, ProcessRuntime } from "@orchestrator/runtime-process";
 import { FolderTemplateStorage } from "@orchestrator/storage-fs";
 import { S3TemplateStorage } from "@orchestrator/storage-s3";
 import {
@@ -88,7 +88,12 @@ export function defaultRuntime(config: AgentConfig): Runtime {
   if (config.runtime === "docker") {
     return new DockerRuntime({ allowedImages: config.allowedImages, instanceRoots });
   }
-  return new ProcessRuntime({ stateDirectory: join(config.dataDir, "runtime"), instanceRoots });
+  return new ProcessRuntime({
+    stateDirectory: join(config.dataDir, "runtime"),
+    instanceRoots,
+    // The agent's own Node first: templates that run `node` get a current one.
+    path: `${dirname(process.execPath)}:${DEFAULT_SERVER_PATH}`,
+  });
 }
 
 export function defaultStorage(config: AgentConfig): TemplateStorage {
