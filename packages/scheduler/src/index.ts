@@ -5,7 +5,7 @@
  */
 export * from "./apply-placement.js";
 export { describeConstraint } from "./constraint.js";
-export * from "./explanation.js";
+export type { Explanation, FilterCount, ScoreBreakdown, ScoreComponent } from "./explanation.js";
 export * from "./node-snapshot.js";
 export * from "./placement-request.js";
 export * from "./scheduler.js";
