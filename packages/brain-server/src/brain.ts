@@ -7,7 +7,10 @@
  */
 import "reflect-metadata";
 import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import fastifyCookie from "@fastify/cookie";
+import fastifyStatic from "@fastify/static";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import {
@@ -16,6 +19,7 @@ import {
   INSTANCE_STATES,
   type LeaseFence,
   NODE_STATUSES,
+  NotFoundError,
   type Repositories,
   randomIdGenerator,
   systemClock,
@@ -115,6 +119,25 @@ export interface Brain {
 }
 
 const API_PREFIX = "/api/v1";
+
+/**
+ * Serves the built panel (a SPA) at `/`: files as they are, and `index.html`
+ * for any other GET outside `/api`, so the panel's own routes load on refresh.
+ */
+async function servePanel(app: FastifyInstance, root: string): Promise<void> {
+  if (!existsSync(join(root, "index.html"))) {
+    app.log.warn({ panelDir: root }, "no index.html in the panel folder; the panel is not served");
+    return;
+  }
+  // wildcard: false registers one route per file that exists now; the catch-all
+  // below answers everything else with the SPA's index.html.
+  await app.register(fastifyStatic, { root, prefix: "/", wildcard: false, index: ["index.html"] });
+  app.get("/*", { schema: { hide: true } }, async (request, reply) => {
+    const path = request.url.split("?")[0] ?? "/";
+    if (path.startsWith("/api/")) throw new NotFoundError("route", `GET ${path}`);
+    return reply.sendFile("index.html");
+  });
+}
 
 export async function buildBrain(
   config: BrainConfig,
@@ -386,6 +409,7 @@ export async function buildBrain(
     { prefix: API_PREFIX },
   );
   app.get("/healthz", { schema: { hide: true } }, async () => ({ ok: true }));
+  if (config.panelDir) await servePanel(app, config.panelDir);
 
   // --- background loops -------------------------------------------------------
   const holder = overrides.holder ?? `brain-${randomUUID()}`;

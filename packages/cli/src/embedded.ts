@@ -12,6 +12,7 @@ import { guardPlugin, type Repositories, type TemplateStorage } from "@orchestra
 import { publishTemplate } from "@orchestrator/core/cache";
 import { type Agent, createAgent, loadAgentConfig } from "@orchestrator/node-agent";
 import { FolderTemplateStorage } from "@orchestrator/storage-fs";
+import { panelDirectory } from "@orchestrator/webpanel";
 import type { Io } from "./output.js";
 
 /** The demo template shipped with the CLI. */
