@@ -59,17 +59,32 @@ export async function timeMs(fn: () => unknown): Promise<number> {
   return performance.now() - start;
 }
 
+export interface InterleaveOptions {
+  /**
+   * Unmeasured rounds of each side before measuring (default 1): JIT, caches
+   * and lazily opened files settle first. 0 when a round is too costly to waste.
+   */
+  warmup?: number;
+}
+
 /**
- * Runs `ours` and `baseline` alternately (`runs` times each, after one warm-up
- * of each): interleaving cancels drift on shared VMs.
+ * Runs `ours` and `baseline` alternately (`runs` times each, after `warmup`
+ * rounds of each): interleaving cancels drift on shared VMs, and swapping who
+ * goes first each round cancels order effects (a warm page cache, a GC debt).
  */
 export async function interleave(
   runs: number,
   ours: () => Promise<number>,
   baseline: () => Promise<number>,
+  options: InterleaveOptions = {},
 ): Promise<{ ours: number[]; baseline: number[] }> {
-  await ours();
-  await baseline();
+  const warmup = options.warmup ?? 1;
+  if (!Number.isInteger(warmup) || warmup < 0)
+    throw new RangeError(`warmup must be ≥ 0: ${warmup}`);
+  for (let i = 0; i < warmup; i += 1) {
+    await ours();
+    await baseline();
+  }
   const result = { ours: [] as number[], baseline: [] as number[] };
   for (let i = 0; i < runs; i += 1) {
     if (i % 2 === 0) {
@@ -81,4 +96,16 @@ export async function interleave(
     }
   }
   return result;
+}
+
+/** A scenario that could not run: present in the report with `value: null` and the reason. */
+export function skippedScenario(
+  id: string,
+  name: string,
+  unit: string,
+  better: "higher" | "lower",
+  target: string,
+  reason: string,
+): ScenarioResult {
+  return { id, name, unit, better, runs: [], baseline: null, target, met: null, skipped: reason };
 }

@@ -1,23 +1,50 @@
 /**
  * `npm run bench [-- --filter <text>] [--quick]`: runs every package's
- * benchmarks and writes bench/results/latest.json and latest.md.
+ * benchmarks and writes the report into bench/results/:
+ *
+ * - full run: `latest.json`, `latest.md` (+ `scheduler-throughput.svg`);
+ * - `--quick`: `latest-quick.*`; `--filter x`: `latest-x.*` (and
+ *   `latest-quick-x.*`), so a partial or quick run never clobbers the full report.
  */
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { cpus, freemem, platform, release, tmpdir, totalmem } from "node:os";
+import { cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { BenchModule, ScenarioResult } from "./lib.js";
-import { median } from "./lib.js";
+import {
+  curveSvg,
+  format,
+  markdown,
+  type ReportDocument,
+  type ReportedScenario,
+  report,
+  schedulerCurve,
+} from "./report.js";
+
+// `scripts/services.sh up` writes the services' variables here (as vitest.config.ts
+// reads them); variables already set in the environment win.
+if (existsSync(".services.env")) {
+  for (const line of readFileSync(".services.env", "utf8").split("\n")) {
+    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (match && process.env[match[1]!] === undefined) process.env[match[1]!] = match[2]!;
+  }
+}
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const filterIndex = args.indexOf("--filter");
 const filter = filterIndex >= 0 ? args[filterIndex + 1] : undefined;
+if (filterIndex >= 0 && (!filter || filter.startsWith("--"))) {
+  console.error("usage: npm run bench -- [--quick] [--filter <text>]");
+  process.exit(2);
+}
 const matches = (text: string) => !filter || text.includes(filter);
 
 async function discover(): Promise<string[]> {
   const files: string[] = [];
-  for (const pkg of await readdir("packages")) {
+  for (const pkg of (await readdir("packages")).sort()) {
     const dir = join("packages", pkg, "bench");
     const entries = await readdir(dir).catch(() => [] as string[]);
     for (const entry of entries.sort())
@@ -26,114 +53,110 @@ async function discover(): Promise<string[]> {
   return files;
 }
 
-interface ReportedScenario extends Omit<ScenarioResult, "baseline"> {
-  value: number | null;
-  min: number | null;
-  max: number | null;
-  baseline: { name: string; value: number } | null;
-  ratio: number | null;
+function commit(): string | null {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+  } catch {
+    return null;
+  }
 }
 
-function report(result: ScenarioResult): ReportedScenario {
-  const value = result.skipped || result.runs.length === 0 ? null : median(result.runs);
-  const baseline = result.baseline
-    ? { name: result.baseline.name, value: result.baseline.value }
-    : null;
+const loadAverage = () => loadavg().map((n) => Number(n.toFixed(2)));
+
+const machine: Record<string, unknown> = {
+  platform: platform(),
+  kernel: release(),
+  cpu: cpus()[0]?.model ?? "unknown",
+  cores: cpus().length,
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  freeMemoryGiB: Math.round(freemem() / 2 ** 30),
+  loadAverageAtStart: loadAverage(),
+  commit: commit(),
+};
+
+/** Declared but not returned (or the module threw): still reported, as skipped. */
+function missing(id: string, reason: string): ScenarioResult {
   return {
-    ...result,
-    value,
-    min: value === null ? null : Math.min(...result.runs),
-    max: value === null ? null : Math.max(...result.runs),
-    baseline,
-    ratio: value !== null && baseline && baseline.value !== 0 ? value / baseline.value : null,
-    met: value === null ? null : result.met,
+    id,
+    name: id,
+    unit: "",
+    better: "higher",
+    runs: [],
+    baseline: null,
+    target: "–",
+    met: null,
+    skipped: reason,
   };
 }
 
-const format = (n: number | null) =>
-  n === null
-    ? "–"
-    : Math.abs(n) >= 100
-      ? n.toFixed(0)
-      : Math.abs(n) >= 1
-        ? n.toFixed(2)
-        : n.toPrecision(3);
-
-function markdown(doc: {
-  machine: Record<string, unknown>;
-  node: string;
-  startedAt: string;
-  quick: boolean;
-  scenarios: ReportedScenario[];
-}): string {
-  const lines = [
-    "# Benchmark results",
-    "",
-    `Started ${doc.startedAt} on Node ${doc.node}${doc.quick ? " (quick mode: smaller sizes, not judged)" : ""}.`,
-    "",
-    `Machine: ${JSON.stringify(doc.machine)}`,
-    "",
-    "| id | scenario | median | min | max | unit | baseline | ratio | target | met |",
-    "|---|---|---|---|---|---|---|---|---|---|",
-  ];
-  for (const s of doc.scenarios) {
-    const baseline = s.baseline ? `${s.baseline.name}: ${format(s.baseline.value)}` : "–";
-    const met = s.skipped ? `skipped: ${s.skipped}` : s.met === null ? "–" : s.met ? "yes" : "NO";
-    lines.push(
-      `| ${s.id} | ${s.name} | ${format(s.value)} | ${format(s.min)} | ${format(s.max)} | ${s.unit} | ${baseline} | ${format(s.ratio)} | ${s.target} | ${met} |`,
-    );
-  }
-  return `${lines.join("\n")}\n`;
-}
-
 const startedAt = new Date().toISOString();
+const started = performance.now();
 const scenarios: ReportedScenario[] = [];
+let failures = 0;
 for (const file of await discover()) {
   const module = (await import(pathToFileURL(file).href)).default as BenchModule;
   if (!matches(module.name) && !module.scenarios.some(matches)) continue;
   const tmpDir = await mkdtemp(join(tmpdir(), `orch-bench-${module.name}-`));
+  const moduleStart = performance.now();
   console.log(`▶ ${module.name}${quick ? " (quick)" : ""}`);
+  const selected = (id: string) => matches(module.name) || matches(id);
+  let results: ScenarioResult[] = [];
   try {
-    const selected = (id: string) => matches(module.name) || matches(id);
-    const results = await module.run(
-      { quick, tmpDir, log: (m) => console.log(`  ${m}`) },
-      selected,
-    );
-    for (const result of results) {
-      const reported = report(result);
-      scenarios.push(reported);
-      console.log(
-        `  ${reported.id}: ${format(reported.value)} ${reported.unit}` +
-          (reported.ratio === null
-            ? ""
-            : ` (ratio ${format(reported.ratio)} vs ${reported.baseline?.name})`) +
-          (reported.skipped
-            ? ` skipped: ${reported.skipped}`
-            : reported.met === false
-              ? " — target NOT met"
-              : ""),
-      );
-    }
+    results = await module.run({ quick, tmpDir, log: (m) => console.log(`  ${m}`) }, selected);
+  } catch (error) {
+    // One broken module must not hide the others' figures: its scenarios are
+    // reported as skipped with the error, and the run exits non-zero at the end.
+    failures += 1;
+    console.error(`  ${module.name} failed:`, error);
+    results = module.scenarios
+      .filter(selected)
+      .map((id) => missing(id, `module failed: ${(error as Error).message ?? String(error)}`));
   } finally {
     await rm(tmpDir, { recursive: true, force: true });
   }
+  const returned = new Set(results.map((r) => r.id));
+  for (const id of module.scenarios)
+    if (selected(id) && !returned.has(id)) results.push(missing(id, "not produced by its module"));
+  for (const result of results) {
+    const reported = report(result);
+    scenarios.push(reported);
+    console.log(
+      `  ${reported.id}: ${format(reported.value)} ${reported.unit}` +
+        (reported.vsBaseline === null
+          ? ""
+          : ` (${reported.vsBaseline} than ${reported.baseline?.name}, ratio ${format(reported.ratio)})`) +
+        (reported.skipped
+          ? ` skipped: ${reported.skipped}`
+          : reported.met === false
+            ? " — target NOT met"
+            : ""),
+    );
+  }
+  console.log(`  (${((performance.now() - moduleStart) / 1000).toFixed(1)} s)`);
 }
 
-const doc = {
-  machine: {
-    platform: platform(),
-    kernel: release(),
-    cpu: cpus()[0]?.model ?? "unknown",
-    cores: cpus().length,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    freeMemoryGiB: Math.round(freemem() / 2 ** 30),
-  },
+machine.loadAverageAtEnd = loadAverage();
+const doc: ReportDocument = {
+  machine,
   node: process.versions.node,
   startedAt,
+  finishedAt: new Date().toISOString(),
   quick,
+  filter: filter ?? null,
   scenarios,
 };
+const slug = [quick ? "quick" : null, filter ? filter.replace(/[^A-Za-z0-9._-]+/g, "_") : null]
+  .filter(Boolean)
+  .join("-");
+const base = slug ? `latest-${slug}` : "latest";
 await mkdir("bench/results", { recursive: true });
-await writeFile("bench/results/latest.json", `${JSON.stringify(doc, null, 2)}\n`);
-await writeFile("bench/results/latest.md", markdown(doc));
-console.log(`wrote bench/results/latest.json and latest.md (${scenarios.length} scenarios)`);
+const svg = curveSvg(schedulerCurve(scenarios));
+const chartFile = svg ? `scheduler-throughput${slug ? `-${slug}` : ""}.svg` : null;
+if (svg && chartFile) await writeFile(join("bench/results", chartFile), svg);
+await writeFile(join("bench/results", `${base}.json`), `${JSON.stringify(doc, null, 2)}\n`);
+await writeFile(join("bench/results", `${base}.md`), markdown(doc, chartFile));
+console.log(
+  `wrote bench/results/${base}.json and ${base}.md${chartFile ? ` and ${chartFile}` : ""} ` +
+    `(${scenarios.length} scenarios in ${((performance.now() - started) / 1000).toFixed(0)} s)`,
+);
+if (failures > 0) process.exitCode = 1;

@@ -54,7 +54,7 @@ function fleet(nodes: number, fill = 0.5): NodeSnapshot[] {
   }).map((node, i) => ({
     ...node,
     usedPorts: fill > 0 ? [30000 + (i % 7), 30010, 30011] : [],
-    templateCounts: fill > 0 ? { minecraft: i % 3, rust: i % 2 } : {},
+    templateCounts: (fill > 0 ? { minecraft: i % 3, rust: i % 2 } : {}) as Record<string, number>,
   }));
 }
 
