@@ -23,12 +23,12 @@ import { type BenchModule, interleave, median, type ScenarioResult } from "../..
 import { SqlRepositories } from "../src/index.js";
 
 const SCENARIOS = [
-  "repository.instance-create.sqlite",
-  "repository.instance-create.mysql",
-  "repository.event-append.sqlite",
-  "repository.event-append.mysql",
-  "repository.list-10k.sqlite",
-  "repository.list-10k.mysql",
+  "repo.create.sqlite",
+  "repo.create.mysql",
+  "repo.event-append.sqlite",
+  "repo.event-append.mysql",
+  "repo.list-10k.sqlite",
+  "repo.list-10k.mysql",
 ] as const;
 
 const AT = new Date("2026-03-01T00:00:00.000Z");
@@ -385,9 +385,9 @@ const bench: BenchModule = {
 
     for (const flavor of ["sqlite", "mysql"] as const) {
       const ids = {
-        create: `repository.instance-create.${flavor}`,
-        append: `repository.event-append.${flavor}`,
-        list: `repository.list-10k.${flavor}`,
+        create: `repo.create.${flavor}`,
+        append: `repo.event-append.${flavor}`,
+        list: `repo.list-10k.${flavor}`,
       };
       if (!Object.values(ids).some(selected)) continue;
       const made = flavor === "sqlite" ? await sqliteTarget(context.tmpDir) : await mysqlTarget();

@@ -1,5 +1,5 @@
 /**
- * `runtime.docker.start-to-ready`: how long from "run this server" to "it is
+ * `runtime.docker.start`: how long from "run this server" to "it is
  * ready" through `DockerRuntime` (policy check, image check, create with the
  * full local policy, start, ready by log line through the demultiplexed log
  * follow), against `docker run` of the same image and command (attached, the
@@ -19,7 +19,7 @@ import Dockerode from "dockerode";
 import { type BenchModule, interleave, median, type ScenarioResult } from "../../../bench/lib.js";
 import { DockerRuntime } from "../src/index.js";
 
-const ID = "runtime.docker.start-to-ready";
+const ID = "runtime.docker.start";
 const SERVER = 'echo "booting"\necho "ready"\nwhile :; do sleep 60; done\n';
 const TARGET_OVERHEAD_MS = 50;
 

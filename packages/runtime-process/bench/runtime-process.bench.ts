@@ -1,5 +1,5 @@
 /**
- * `runtime.process.start-to-ready`: how long from "run this server" to "it is
+ * `runtime.process.start`: how long from "run this server" to "it is
  * ready" through `ProcessRuntime` (create: state folder + stdin pipe; start:
  * log files, exit-status shim, detached spawn; readiness: the log line seen
  * through the log file follower), against a bare `child_process.spawn` of the
@@ -14,7 +14,7 @@ import { waitUntilReady } from "@orchestrator/core";
 import { type BenchModule, interleave, median, type ScenarioResult } from "../../../bench/lib.js";
 import { ProcessRuntime } from "../src/index.js";
 
-const ID = "runtime.process.start-to-ready";
+const ID = "runtime.process.start";
 const SERVER = 'echo "booting"\necho "ready"\nwhile :; do sleep 60; done\n';
 const TARGET_OVERHEAD_MS = 50;
 

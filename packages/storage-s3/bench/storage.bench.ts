@@ -42,11 +42,7 @@ import {
   timeMs,
 } from "../../../bench/lib.js";
 
-const SCENARIOS = [
-  "storage.s3.cold-sync",
-  "storage.s3.warm-revalidate",
-  "storage.s3.one-file-change",
-] as const;
+const SCENARIOS = ["cache.s3.cold", "cache.s3.warm", "cache.s3.one-change"] as const;
 
 /** Parallel downloads, for the cache and for the baseline alike (`aws s3` uses 10). */
 const CONCURRENCY = 10;
@@ -261,7 +257,7 @@ async function run(
     const fresh = () => join(context.tmpDir, `run-${++coldDir}`);
 
     // --- cold sync
-    if (selected("storage.s3.cold-sync")) {
+    if (selected("cache.s3.cold")) {
       const ourCounts: RequestCounter[] = [];
       const theirCounts: RequestCounter[] = [];
       const timings = await interleave(
@@ -288,7 +284,7 @@ async function run(
       const ratio = median(timings.ours) / median(timings.baseline);
       const last = ourCounts.at(-1)!;
       results.push({
-        id: "storage.s3.cold-sync",
+        id: "cache.s3.cold",
         name: `cold sync of a ${files.length}-file, ${(totalBytes / 1e6).toFixed(0)} MB layer`,
         unit: "ms",
         better: "lower",
@@ -319,13 +315,13 @@ async function run(
     const warmCache = new TemplateCache({ storage, dir: fresh(), concurrency: CONCURRENCY });
     caches.push(warmCache);
     const baselineDir = fresh();
-    if (selected("storage.s3.warm-revalidate") || selected("storage.s3.one-file-change")) {
+    if (selected("cache.s3.warm") || selected("cache.s3.one-change")) {
       (await warmCache.acquire(LAYER)).release();
       await naiveSync(raw, bucket, layerPrefix, baselineDir);
     }
 
     // --- warm revalidation (nothing changed)
-    if (selected("storage.s3.warm-revalidate")) {
+    if (selected("cache.s3.warm")) {
       const ourCounts: RequestCounter[] = [];
       const outcomes = new Set<string>();
       const timings = await interleave(
@@ -345,7 +341,7 @@ async function run(
       const worst = ourCounts.reduce((a, b) => (b.requests > a.requests ? b : a));
       const bytes = Math.max(...ourCounts.map((c) => c.getBytes));
       results.push({
-        id: "storage.s3.warm-revalidate",
+        id: "cache.s3.warm",
         name: `warm revalidation, nothing changed (${files.length} files)`,
         unit: "ms",
         better: "lower",
@@ -369,7 +365,7 @@ async function run(
     }
 
     // --- one file changed
-    if (selected("storage.s3.one-file-change")) {
+    if (selected("cache.s3.one-change")) {
       const target = files[Math.floor(files.length / 2)]!;
       let flip = 0;
       // Each run changes the object's content and size (so the size-and-date
@@ -402,7 +398,7 @@ async function run(
       );
       const last = ourCounts.at(-1)!;
       results.push({
-        id: "storage.s3.one-file-change",
+        id: "cache.s3.one-change",
         name: `one file changed in a ${files.length}-file layer`,
         unit: "ms",
         better: "lower",
