@@ -8,6 +8,8 @@ export * from "./config/brain-config.js";
 export { HTTP_STATUS } from "./http/error-handler.js";
 export type * from "./http/schemas.js";
 export type { InstanceView } from "./services/instance-service.js";
+export type { LogLineEvent } from "./services/live-events.js";
 export type { NodeView } from "./services/node-service.js";
 export type { Principal } from "./services/principal.js";
+export type { TemplateDetails } from "./services/template-service.js";
 export { signWebhook, WEBHOOK_EVENTS } from "./services/webhook-dispatcher.js";

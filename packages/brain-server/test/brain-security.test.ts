@@ -111,6 +111,9 @@ describe("Brain API: authentication and roles", () => {
     expect(right.status).toBe(201);
     // Reads need no CSRF token.
     expect((await h.request("GET", "/api/v1/auth/me", { headers: { cookie } })).status).toBe(200);
+    // The login's session secret as a bearer header (scripts): no ambient credential, no CSRF.
+    const asBearer = await h.request("POST", "/api/v1/tokens", { token: login.body.token, body });
+    expect(asBearer.status).toBe(201);
   });
 
   it("rate-limits logins per account", async () => {

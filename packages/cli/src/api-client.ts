@@ -49,6 +49,31 @@ export class ApiClient {
     return parsed;
   }
 
+  /** Logs in and returns the session secret (usable as a bearer token). */
+  async login(username: string, password: string): Promise<string> {
+    let response: Response;
+    try {
+      response = await fetch(new URL("/api/v1/auth/login", this.baseUrl), {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username, password }),
+      });
+    } catch (error) {
+      throw new UnavailableError(`cannot reach the Brain at ${this.baseUrl}`, { cause: error });
+    }
+    const body = (await response.json()) as {
+      token?: string;
+      error?: { code: ErrorCode; message: string };
+    };
+    if (!response.ok || !body.token) {
+      throw new OrchestratorError(
+        body.error?.code ?? "UNAUTHORIZED",
+        body.error?.message ?? "login failed",
+      );
+    }
+    return body.token;
+  }
+
   /** The raw response (for streams). */
   async fetch(
     method: string,

@@ -9,7 +9,14 @@ import { migrateToLatest, migrationStatus, openDatabase } from "@orchestrator/re
 import { startAgentOnly, startBrainOnly, startEmbedded } from "./embedded.js";
 import { EXIT, exitCodeOf } from "./exit-codes.js";
 import type { Io } from "./output.js";
-import { type Flags, instanceCommand, joinToken, templateList, templatePush } from "./remote.js";
+import {
+  type Flags,
+  instanceCommand,
+  joinToken,
+  login,
+  templateList,
+  templatePush,
+} from "./remote.js";
 
 const HELP: Record<string, string> = {
   main: `orchestrator — run game servers across a fleet of machines
@@ -23,6 +30,7 @@ Commands:
   template push <dir>        publish a template folder to storage and register it
   template list              templates known to the Brain
   instance <action> ...      create | list | start | stop | restart | kill | destroy | logs
+  login                      print a new API token (ORCH_USERNAME, ORCH_PASSWORD or stdin)
   join-token                 create a one-time join token for a new node
   migrate [--status]         apply database migrations (or show where the database stands)
 
@@ -56,6 +64,10 @@ version with the Brain when ORCH_TOKEN is set.`,
 orchestrator instance create <template> <name> [--var KEY=VALUE ...]
 orchestrator instance start|stop|restart|kill|destroy <id>
 orchestrator instance logs <id>          (follows until Ctrl-C)`,
+  login: `orchestrator login [--username NAME] [--name TOKEN_NAME]
+
+Logs in (ORCH_USERNAME, default admin; the password from ORCH_PASSWORD or the first line of
+stdin) and prints a new API token:  export ORCH_TOKEN=$(orchestrator login)`,
   "join-token": `orchestrator join-token [--expires-in MINUTES]
 
 Creates a one-time join token (admin) and prints the command to run on the new node.`,
@@ -109,6 +121,8 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
       }
       case "join-token":
         return await joinToken(io, flags);
+      case "login":
+        return await login(io, flags, readStdin);
       case "migrate":
         return await migrate(io, flags);
       default:
@@ -136,6 +150,8 @@ function parse(argv: readonly string[]) {
       "no-register": { type: "boolean" },
       var: { type: "string", multiple: true },
       "expires-in": { type: "string" },
+      username: { type: "string" },
+      name: { type: "string" },
     },
   });
 }
@@ -183,4 +199,11 @@ async function migrate(io: Io, flags: Flags): Promise<number> {
   } finally {
     await db.destroy();
   }
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) return "";
+  let text = "";
+  for await (const chunk of process.stdin) text += chunk;
+  return text;
 }

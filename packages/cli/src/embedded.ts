@@ -26,14 +26,10 @@ function untilSignal(): Promise<string> {
   });
 }
 
-async function startBrain(
-  io: Io,
-  overrides: { dataDir?: string } = {},
-): Promise<{ brain: Brain; url: string }> {
-  const config = loadBrainConfig({
-    env: io.env,
-    overrides: overrides.dataDir ? { dataDir: overrides.dataDir } : {},
-  });
+async function startBrain(io: Io): Promise<{ brain: Brain; url: string }> {
+  // The panel is served when it has been built (ORCH_PANEL_DIR overrides where from).
+  const panelDir = io.env.ORCH_PANEL_DIR ? null : panelDirectory();
+  const config = loadBrainConfig({ env: io.env, overrides: panelDir ? { panelDir } : {} });
   if (config.databaseUrl.startsWith("sqlite:") && !config.databaseUrl.includes(":memory:")) {
     await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   }

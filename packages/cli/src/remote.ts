@@ -206,3 +206,29 @@ export async function joinToken(io: Io, flags: Flags): Promise<number> {
   }
   return 0;
 }
+
+/**
+ * `login`: exchanges a username and password (ORCH_USERNAME, default admin;
+ * ORCH_PASSWORD or the first line of stdin) for a new API token, printed for
+ * `export ORCH_TOKEN=$(orchestrator login)`.
+ */
+export async function login(
+  io: Io,
+  flags: Flags,
+  readStdin: () => Promise<string>,
+): Promise<number> {
+  const username = String(flags.values.username ?? io.env.ORCH_USERNAME ?? "admin");
+  const password = io.env.ORCH_PASSWORD ?? (await readStdin()).split("\n")[0]!.trim();
+  if (!password)
+    throw new ValidationError([
+      { path: "ORCH_PASSWORD", message: "give the password in ORCH_PASSWORD or on stdin" },
+    ]);
+  const base = ApiClient.fromEnv(io.env);
+  const session = await base.login(username, password);
+  const created = await new ApiClient(base.baseUrl, session).request<{
+    secret: string;
+    token: { id: string };
+  }>("POST", "/tokens", { name: String(flags.values.name ?? "cli") });
+  io.out(flags.json ? JSON.stringify(created) : created.secret);
+  return 0;
+}

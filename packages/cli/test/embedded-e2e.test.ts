@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../src/cli.js";
 
 const BIN = resolve(import.meta.dirname, "../src/bin.ts");
 const PASSWORD = "embedded-admin-password";
@@ -187,6 +188,19 @@ describe("orchestrator start (embedded, one process)", () => {
       (e: { to: string }) => e.to,
     );
     expect(events.filter((state: string) => state === "STARTING")).toHaveLength(2);
+  });
+
+  it("drives it from the CLI: login for a token, list instances", async () => {
+    const env = { ORCH_URL: `http://127.0.0.1:${port}`, ORCH_PASSWORD: PASSWORD };
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: () => undefined, env };
+    expect(await runCli(["login"], io)).toBe(0);
+    const token = out.pop()!;
+    expect(token).toMatch(/^orch_pat_/);
+    expect(
+      await runCli(["instance", "list", "--json"], { ...io, env: { ...env, ORCH_TOKEN: token } }),
+    ).toBe(0);
+    expect(JSON.parse(out.join("\n")).map((i: { id: string }) => i.id)).toContain(id);
   });
 
   it("destroys it: DESTROYED, its directory gone, events in order", async () => {

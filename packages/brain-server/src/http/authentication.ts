@@ -33,6 +33,7 @@ export function registerAuthentication(app: FastifyInstance, auth: AuthService):
     if (
       principal?.kind === "user" &&
       principal.via === "session" &&
+      !principal.csrfExempt &&
       !SAFE_METHODS.has(request.method)
     ) {
       const sent = request.headers[CSRF_HEADER];

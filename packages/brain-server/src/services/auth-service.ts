@@ -125,6 +125,8 @@ export class AuthService {
           scopes: found.token.scopes,
         };
       }
+      // The session secret from a login works as a bearer token too (scripts, the CLI).
+      if (kind === "session") return this.sessionPrincipal(bearer, now, "bearer");
       if (kind === "nodeCredential") {
         const node = await this.repositories.nodes.findByCredentialHash(hashSecret(bearer));
         return node ? { kind: "node", nodeId: node.id } : null;
@@ -132,18 +134,27 @@ export class AuthService {
       return null;
     }
     const cookie = credentials.sessionCookie ?? null;
-    if (cookie && secretKind(cookie) === "session") {
-      const found = await this.repositories.sessions.findBySecretHash(hashSecret(cookie), now);
-      if (!found || found.user.disabled) return null;
-      return {
-        kind: "user",
-        user: found.user,
-        via: "session",
-        sessionId: found.session.id,
-        csrfToken: csrfTokenFor(cookie),
-      };
-    }
+    if (cookie && secretKind(cookie) === "session")
+      return this.sessionPrincipal(cookie, now, "cookie");
     return null;
+  }
+
+  private async sessionPrincipal(
+    secret: string,
+    now: Date,
+    carrier: "cookie" | "bearer",
+  ): Promise<Principal | null> {
+    const found = await this.repositories.sessions.findBySecretHash(hashSecret(secret), now);
+    if (!found || found.user.disabled) return null;
+    return {
+      kind: "user",
+      user: found.user,
+      via: "session",
+      sessionId: found.session.id,
+      csrfToken: csrfTokenFor(secret),
+      // A bearer header is never sent by a browser on its own: no CSRF check for it.
+      csrfExempt: carrier === "bearer",
+    };
   }
 
   // --- API tokens -------------------------------------------------------------

@@ -6,7 +6,15 @@ import type { Actor, Role, User } from "@orchestrator/core";
 import { ForbiddenError, roleAtLeast } from "@orchestrator/core";
 
 export type Principal =
-  | { kind: "user"; user: User; via: "session"; sessionId: string; csrfToken: string }
+  | {
+      kind: "user";
+      user: User;
+      via: "session";
+      sessionId: string;
+      csrfToken: string;
+      /** True when the session secret came as a bearer header (not an ambient cookie). */
+      csrfExempt: boolean;
+    }
   | { kind: "user"; user: User; via: "token"; tokenId: string; scopes: readonly string[] }
   | { kind: "node"; nodeId: string };
 
