@@ -9,7 +9,18 @@
  * ones, and files the template does not own are never touched.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, constants, lstatSync, mkdirSync, type Stats } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  type Stats,
+  writeSync,
+} from "node:fs";
 import {
   chmod,
   lstat,
@@ -30,6 +41,7 @@ import {
   TemplateInvalidError,
   ValidationError,
 } from "../errors/orchestrator-error.js";
+import { isBinaryContent } from "../variables/binary-content.js";
 import type { ResolvedVariables } from "../variables/resolved-variables.js";
 import {
   type SubstitutionReport,
@@ -152,6 +164,7 @@ const STAGING_MARKER = ".orch-staging-";
  * `substituteFileSync`; the event loop is yielded between files); bigger ones stream.
  */
 const SYNC_SUBSTITUTION_BYTES = 256 * 1024;
+const DOLLAR = 0x24;
 /** Instance directories keep owner rwx so they can always be re-prepared and deleted. */
 const OWNER_RWX = 0o700;
 
@@ -185,6 +198,23 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
 
 function conflict(path: string, reason: string): ConflictError {
   return new ConflictError(`instance directory: ${path} ${reason}`, { details: { path, reason } });
+}
+
+/** `writeNewFile`, synchronously (small files: one syscall each instead of a round trip). */
+function writeNewFileSync(path: string, data: Uint8Array, mode: number): void {
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    mode,
+  );
+  try {
+    for (let written = 0; written < data.byteLength; ) {
+      written += writeSync(fd, data, written, data.byteLength - written);
+    }
+    fchmodSync(fd, mode);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function writeNewFile(path: string, data: Uint8Array, mode: number): Promise<void> {
@@ -290,7 +320,7 @@ class LayerMerge {
     this.#concurrency = concurrency;
     this.#allowSharedFiles = options.allowSharedFiles === true;
     this.#signal = options.signal;
-    this.#fileSlicer = new EventLoopSlicer(options.signal, 64);
+    this.#fileSlicer = new EventLoopSlicer(options.signal, 16);
     // Strictness is applied over all files at once (every unknown listed), not per file.
     this.#substituter = new VariableSubstituter(options.variables ?? {}, { strict: false });
     this.#variables = this.#substituter.variables;
@@ -444,7 +474,23 @@ class LayerMerge {
       const options = { source: file.path, mode: file.mode };
       let report: SubstitutionReport;
       if (file.top.size <= SYNC_SUBSTITUTION_BYTES) {
-        report = this.#substituter.substituteFileSync(file.top.absolutePath, destination, options);
+        const data = readFileSync(file.top.absolutePath, {
+          flag: constants.O_RDONLY | constants.O_NOFOLLOW,
+        });
+        if (isBinaryContent(data) || data.indexOf(DOLLAR) === -1) {
+          // Nothing to substitute (binary, or not a single `$`): a thread-pool
+          // copy, in parallel, instead of a synchronous write.
+          const binary = isBinaryContent(data);
+          if (binary) this.#binary.push(file.path);
+          else this.#reports.push(this.#substituter.substituteBuffer(data, file.path).report);
+          await this.#copier.copy(file.top.absolutePath, destination, file.mode, file.top.mode);
+          return binary
+            ? { method: "copy", size: data.length, substituted: false }
+            : { method: "copy", size: data.length, substituted: true, uses: [] };
+        }
+        const substituted = this.#substituter.substituteBuffer(data, file.path);
+        report = substituted.report;
+        writeNewFileSync(destination, substituted.output, file.mode);
         if (this.#fileSlicer.due()) await this.#fileSlicer.pause();
       } else {
         report = await this.#substituter.substituteFile(
@@ -471,8 +517,11 @@ class LayerMerge {
   }
 
   /**
-   * Places `files` (at `destinationOf(index)`), substituted and merged files
-   * first: in strict mode an unknown variable fails the merge before any bulk copy.
+   * Places `files` (at `destinationOf(file, index)`). Links first (metadata
+   * operations, synchronous in event-loop slices); then copies run in the
+   * thread pool while the main thread substitutes and merges files, so the
+   * two overlap. In strict mode every unknown variable is listed once all
+   * substitutions are done; the first failure stops both streams of work.
    */
   async #placeAll(
     files: readonly PlannedFile[],
@@ -482,18 +531,7 @@ class LayerMerge {
     const indexed = files.map((file, index) => ({ file, index }));
     const written = indexed.filter(({ file }) => file.substitute || file.format !== undefined);
     const copied = indexed.filter(({ file }) => !(file.substitute || file.format !== undefined));
-    const work = async ({ file, index }: { file: PlannedFile; index: number }) => {
-      const result = await this.#place(file, destinationOf(file, index));
-      this.#count(result, file.path);
-      placed.set(file, result);
-    };
-    await forEachConcurrent(written, this.#concurrency, work, this.#signal);
-    // Completion order is arbitrary: report in path order.
-    this.#reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
-    if (this.#strict && this.#reports.some((report) => report.unknownCount > 0)) {
-      throw unknownVariablesError(this.#reports.filter((report) => report.unknownCount > 0));
-    }
-    // Links are metadata operations: done synchronously, in event-loop slices.
+
     const slicer = new EventLoopSlicer(this.#signal);
     const toCopy: typeof copied = [];
     for (const item of copied) {
@@ -510,7 +548,30 @@ class LayerMerge {
       placed.set(file, result);
       if (slicer.due()) await slicer.pause();
     }
-    await forEachConcurrent(toCopy, this.#concurrency, work, this.#signal);
+
+    const stop = new AbortController();
+    const signal = this.#signal ? AbortSignal.any([this.#signal, stop.signal]) : stop.signal;
+    const work = async ({ file, index }: { file: PlannedFile; index: number }) => {
+      const result = await this.#place(file, destinationOf(file, index));
+      this.#count(result, file.path);
+      placed.set(file, result);
+    };
+    const stopOnFailure = (error: unknown): never => {
+      stop.abort(error);
+      throw error;
+    };
+    // Copies are queued first so the thread pool is busy while substitution runs.
+    const copying = forEachConcurrent(toCopy, this.#concurrency, work, signal).catch(stopOnFailure);
+    const writing = forEachConcurrent(written, this.#concurrency, work, signal)
+      .then(() => {
+        // Completion order is arbitrary: report in path order.
+        this.#reports.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
+        const unknown = this.#reports.filter((report) => report.unknownCount > 0);
+        if (this.#strict && unknown.length > 0) throw unknownVariablesError(unknown);
+      })
+      .catch(stopOnFailure);
+    const outcomes = await Promise.allSettled([writing, copying]);
+    for (const outcome of outcomes) if (outcome.status === "rejected") throw outcome.reason;
     return placed;
   }
 

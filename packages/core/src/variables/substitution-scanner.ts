@@ -100,6 +100,21 @@ export class SubstitutionScanner {
     this.#process(buffer, false, out);
   }
 
+  /**
+   * Scans a whole input at once (`push` + `end` in one call). Lines are only
+   * counted up to an unknown variable, if any: nothing else needs them.
+   */
+  whole(input: Uint8Array, out: Buffer[]): void {
+    if (this.#ended || this.bytesIn > 0)
+      throw new Error("SubstitutionScanner: whole on a used scanner");
+    this.#ended = true;
+    this.bytesIn = input.byteLength;
+    const view = Buffer.isBuffer(input)
+      ? input
+      : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+    this.#process(view, true, out);
+  }
+
   /** Flushes what a chunk boundary held back; an unterminated placeholder is literal text. */
   end(out: Buffer[]): void {
     if (this.#ended) return;
@@ -257,7 +272,9 @@ export class SubstitutionScanner {
       i = buffer.indexOf(DOLLAR, end);
     }
     this.#emit(out, buffer, start, keepFrom);
-    this.#countTo(buffer, keepFrom);
+    // Later chunks may hold unknown variables whose line numbers need this
+    // chunk's lines; after the final buffer nobody does.
+    if (!final) this.#countTo(buffer, keepFrom);
     if (keepFrom < length) {
       // Copied: the caller may reuse `buffer`'s memory for the next chunk.
       this.#carry = Buffer.from(buffer.subarray(keepFrom));

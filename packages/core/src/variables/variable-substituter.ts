@@ -11,6 +11,7 @@ import {
   readFileSync,
   rmSync,
   writeSync,
+  writevSync,
 } from "node:fs";
 import { type FileHandle, open, rm } from "node:fs/promises";
 import { TemplateInvalidError } from "../errors/orchestrator-error.js";
@@ -147,8 +148,7 @@ export class VariableSubstituter {
   ): { output: Buffer; report: SubstitutionReport } {
     const scanner = this.createScanner();
     const pieces: Buffer[] = [];
-    scanner.push(input, pieces);
-    scanner.end(pieces);
+    scanner.whole(input, pieces);
     const report = this.#report(source, scanner);
     this.#check(report);
     return { output: Buffer.concat(pieces, scanner.bytesOut), report };
@@ -278,8 +278,7 @@ export class VariableSubstituter {
       };
     } else {
       pieces = [];
-      scanner.push(data, pieces);
-      scanner.end(pieces);
+      scanner.whole(data, pieces);
       report = this.#report(source, scanner);
       if (this.strict && report.unknownCount > 0) throw unknownVariablesError([report]);
     }
@@ -289,7 +288,10 @@ export class VariableSubstituter {
       options.mode ?? 0o644,
     );
     try {
-      let rest = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+      const total = report.bytesWritten;
+      const written = pieces.length === 0 ? 0 : writevSync(fd, pieces);
+      // A short write (rare on regular files): write what is left in order.
+      let rest = written < total ? Buffer.concat(pieces).subarray(written) : Buffer.alloc(0);
       while (rest.length > 0) rest = rest.subarray(writeSync(fd, rest));
       if (options.mode !== undefined) fchmodSync(fd, options.mode);
     } catch (error) {
@@ -320,8 +322,7 @@ export class VariableSubstituter {
         };
       }
       const pieces: Buffer[] = [];
-      scanner.push(data, pieces);
-      scanner.end(pieces);
+      scanner.whole(data, pieces);
       await writeAll(output, pieces);
       return this.#report(source, scanner);
     }
