@@ -150,7 +150,7 @@ export async function generateTree(root: string, files: GeneratedFile[]): Promis
 
 const sync = () => run("sync");
 
-/** Times `fn` writing into a fresh `out` directory, then removes it (untimed). */
+/** Seconds `fn` takes writing into a fresh `out` directory, which is then removed (untimed). */
 function timedInto(
   out: () => string,
   fn: (target: string) => Promise<unknown>,
@@ -158,9 +158,9 @@ function timedInto(
   return async () => {
     const target = out();
     await sync();
-    const ms = await timeMs(() => fn(target));
+    const seconds = (await timeMs(() => fn(target))) / 1000;
     await rm(target, { recursive: true, force: true });
-    return ms;
+    return seconds;
   };
 }
 
@@ -176,7 +176,7 @@ function ratioResult(
   return {
     id,
     name,
-    unit: "ms",
+    unit: "s",
     better: "lower",
     runs: measured.ours,
     baseline: { name: baselineName, value: median(measured.baseline), runs: measured.baseline },
@@ -297,11 +297,12 @@ const bench: BenchModule = {
           await writeFile(join(layers[2]!, top.path), `changed=${version}\n`);
           await sync();
           let result: Awaited<ReturnType<typeof merge>> | undefined;
-          const ms = await timeMs(async () => {
-            result = await merge(instance, options);
-          });
+          const seconds =
+            (await timeMs(async () => {
+              result = await merge(instance, options);
+            })) / 1000;
           written.push(result!.stats.written);
-          return ms;
+          return seconds;
         },
         timedInto(fresh, (target) => merge(target, options)),
       );
