@@ -126,16 +126,19 @@ export class Platform {
     readonly dir: string,
     brainPort: number,
     readonly s3Prefix: string,
+    readonly databaseKind: "mysql" | "sqlite",
   ) {
     this.brainPort = brainPort;
   }
 
-  static async create(): Promise<Platform> {
+  /** `sqlite` (a file in the temp folder) needs no service: for faults that are not about the database. */
+  static async create(databaseKind: "mysql" | "sqlite" = "mysql"): Promise<Platform> {
     const dir = await mkdtemp(join(tmpdir(), "orch-resilience-"));
     const platform = new Platform(
       dir,
       await freePort(),
       `resilience-${randomBytes(4).toString("hex")}/`,
+      databaseKind,
     );
     return platform;
   }
@@ -163,7 +166,10 @@ export class Platform {
 
   /** Starts (or restarts) the Brain process on the platform's database. */
   async startBrain(extra: Record<string, string> = {}): Promise<CliProcess> {
-    this.database ??= await createDatabase();
+    this.database ??=
+      this.databaseKind === "mysql"
+        ? await createDatabase()
+        : { url: `sqlite:${join(this.dir, "brain.db")}`, drop: async () => undefined };
     this.brain = await CliProcess.start("brain", ["brain"], this.brainEnv(extra), {
       cwd: this.dir,
       readyText: "Brain running at",
