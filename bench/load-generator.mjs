@@ -7,7 +7,7 @@
 //   tokens? (bearer tokens used in turn, one per simulated client),
 //   mode: "closed" (concurrency clients, each sends as soon as answered) |
 //         "open" (rate requests/s whatever the answers, at most maxInFlight),
-//   concurrency, rate, maxInFlight, durationMs }
+//   concurrency, rate, maxInFlight, durationMs, total? (closed mode: stop after that many) }
 // Prints one JSON line: counts, achieved rate and latency percentiles (ms).
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
@@ -96,8 +96,10 @@ if (options.mode === "open") {
   }
   await Promise.all(pending);
 } else {
+  // `total` (optional) stops after that many requests, whichever comes first.
+  const total = options.total ?? Number.POSITIVE_INFINITY;
   const client = async () => {
-    while (performance.now() < deadline) await send();
+    while (performance.now() < deadline && counter < total) await send();
   };
   await Promise.all(Array.from({ length: options.concurrency }, client));
 }

@@ -18,6 +18,8 @@ export interface LoadOptions {
   /** Bearer tokens used in turn (one per simulated client). */
   tokens?: readonly string[];
   durationMs: number;
+  /** Closed mode: stop after this many requests (or `durationMs`, whichever first). */
+  total?: number;
   /** closed: `concurrency` clients back to back; open: `rate` requests/s. */
   mode: "closed" | "open";
   concurrency?: number;
