@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { testServiceEnv } from "@orchestrator/core/testing";
 import BetterSqlite3 from "better-sqlite3";
 import { createConnection } from "mysql2/promise";
-import { type Brain, buildBrain, loadBrainConfig } from "../src/index.js";
+import { type Brain, type BrainConfig, buildBrain, loadBrainConfig } from "../src/index.js";
 
 const ADMIN_PASSWORD = "bench-admin-password-long-enough";
 
@@ -28,7 +28,15 @@ export interface RunningBrain {
   close(): Promise<void>;
 }
 
-export async function startBrain(databaseUrl: string): Promise<RunningBrain> {
+/**
+ * A Brain on `databaseUrl`, loops started, listening on a free loopback port.
+ * By default an idle sync answers at once (simulated agents do not long-poll);
+ * pass `{ syncWaitMs: ... }` for real agents.
+ */
+export async function startBrain(
+  databaseUrl: string,
+  overrides: Partial<BrainConfig> = {},
+): Promise<RunningBrain> {
   const config = loadBrainConfig({
     env: {},
     overrides: {
@@ -36,8 +44,8 @@ export async function startBrain(databaseUrl: string): Promise<RunningBrain> {
       adminPassword: ADMIN_PASSWORD,
       host: "127.0.0.1",
       port: 0,
-      // Agents here do not long-poll: an idle sync answers at once.
       syncWaitMs: 0,
+      ...overrides,
     },
   });
   const brain = await buildBrain(config, { logger: false });
