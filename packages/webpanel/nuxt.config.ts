@@ -1,0 +1,36 @@
+// The panel is a static SPA served by the Brain at `/`: no server rendering,
+// no telemetry, no fonts or scripts from other hosts.
+import { fileURLToPath } from "node:url";
+
+export default defineNuxtConfig({
+  compatibilityDate: "2026-01-01",
+  ssr: false,
+  telemetry: false,
+  devtools: { enabled: false },
+  css: ["~/assets/panel.css"],
+  alias: {
+    // core's template.json validator is browser-safe, but the package root also
+    // exports Node-only code: the panel imports the module itself.
+    "#template-document": fileURLToPath(
+      new URL("../core/src/template-document/index.ts", import.meta.url),
+    ),
+  },
+  app: {
+    head: {
+      htmlAttrs: { lang: "en" },
+      title: "Orchestrator",
+      meta: [
+        { name: "viewport", content: "width=device-width, initial-scale=1" },
+        { name: "color-scheme", content: "light dark" },
+      ],
+    },
+  },
+  vite: {
+    // Workspace packages are compiled from source, so the panel builds
+    // whatever order the workspaces are built in.
+    resolve: { conditions: ["@orchestrator/source", "browser", "module", "import", "default"] },
+    server: { proxy: { "/api": process.env.ORCH_BRAIN_URL ?? "http://127.0.0.1:8080" } },
+  },
+  nitro: { preset: "static" },
+  typescript: { typeCheck: false },
+});
