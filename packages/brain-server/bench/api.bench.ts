@@ -205,6 +205,18 @@ async function syncScenario(
         await side.rows("select * from orch_nodes order by id"),
         await side.rows("select count(*) as n from orch_events"),
       ]);
+    // Unmeasured: every node syncs once (nodes that joined early may have gone
+    // OFFLINE while the others were joining; coming back ONLINE writes).
+    await runLoad(tmpDir, {
+      url: `${brain.url}/api/v1/agent/sync`,
+      method: "POST",
+      body,
+      tokens: credentials,
+      mode: "open",
+      rate,
+      maxInFlight: 512,
+      durationMs: everyMs,
+    });
     const before = await snapshot();
     for (let i = 0; i < (quick ? 1 : 3); i += 1) {
       const cpuBefore = process.cpuUsage();
