@@ -104,6 +104,7 @@ if (options.mode === "open") {
   await Promise.all(Array.from({ length: options.concurrency }, client));
 }
 const elapsedMs = performance.now() - started;
+const cpu = process.cpuUsage();
 agent.destroy();
 
 latencies.sort((a, b) => a - b);
@@ -125,5 +126,7 @@ process.stdout.write(
     p50: pick(50),
     p99: pick(99),
     max: latencies.at(-1) ?? null,
+    // Near 100: the client, not the server, was the limit.
+    clientCpuPercent: ((cpu.user + cpu.system) / 1000 / elapsedMs) * 100,
   })}\n`,
 );

@@ -40,6 +40,8 @@ export interface LoadResult {
   p50: number | null;
   p99: number | null;
   max: number | null;
+  /** CPU % (of one core) the generator itself used: near 100, it was the limit. */
+  clientCpuPercent: number;
 }
 
 let runs = 0;

@@ -15,6 +15,7 @@
  *   the Brain process's CPU % while serving them (quick: 200 nodes, 40/s).
  */
 import { randomUUID } from "node:crypto";
+import { loadavg } from "node:os";
 import Fastify from "fastify";
 import {
   type BenchModule,
@@ -195,6 +196,8 @@ async function syncScenario(
     const runs: number[] = [];
     const cpu: number[] = [];
     const achieved: number[] = [];
+    const clientCpu: number[] = [];
+    const p50s: number[] = [];
     let errors = 0;
     let dropped = 0;
     // A heartbeat that changes nothing must not write: the nodes' rows and the
@@ -235,6 +238,8 @@ async function syncScenario(
       cpu.push(((used.user + used.system) / 1000 / (performance.now() - wallBefore)) * 100);
       if (result.p99 !== null) runs.push(result.p99);
       achieved.push(result.perSecond);
+      clientCpu.push(result.clientCpuPercent);
+      if (result.p50 !== null) p50s.push(result.p50);
       errors += result.errors;
       dropped += result.dropped;
       if (result.errors > 0) log(`sync errors: ${result.firstError}`);
@@ -261,6 +266,9 @@ async function syncScenario(
         achievedPerSecond: Math.round(median(achieved)),
         brainCpuPercent: Number(cpuPercent.toFixed(1)),
         brainCpuPercentRuns: cpu.map((c) => Number(c.toFixed(1))),
+        p50Ms: Number(median(p50s).toFixed(2)),
+        loadGeneratorCpuPercent: Number(median(clientCpu).toFixed(1)),
+        loadAverage: loadavg().map((n) => Number(n.toFixed(2))),
         errors,
         dropped,
         idleHeartbeatsWroteNothing: unchanged,
