@@ -11,7 +11,7 @@
 import { spawn } from "node:child_process";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { guardPlugin } from "@orchestrator/core";
+import { guardPlugin, type TemplateStorage } from "@orchestrator/core";
 import { publishTemplate } from "@orchestrator/core/cache";
 import { type Agent, createAgent, loadAgentConfig } from "@orchestrator/node-agent";
 import { FolderTemplateStorage } from "@orchestrator/storage-fs";
@@ -121,7 +121,9 @@ const bench: BenchModule = {
     const brain = await startBrain(`sqlite:${join(root, "brain.db")}`, { syncWaitMs: 5_000 });
     let agent: Agent | null = null;
     try {
-      const storage = guardPlugin(new FolderTemplateStorage({ root: templatesDir }));
+      const storage: TemplateStorage = guardPlugin(
+        new FolderTemplateStorage({ root: templatesDir }),
+      );
       const published = await publishTemplate(storage, DEMO_TEMPLATE_DIR);
       await storage.destroy?.();
       await brain.request("POST", "/api/v1/templates", { definition: published.definition });
