@@ -187,10 +187,19 @@ function mergeYaml(documents: readonly StructuredDocument[]): string {
   const base = parseYaml(first!);
   for (const upperSource of uppers) {
     const upper = parseYaml(upperSource);
-    if (isMap(base.contents) && isMap(upper.contents)) {
-      mergeYamlMaps(base, base.contents, upper, upper.contents);
-    } else {
-      base.contents = base.createNode(upper.toJS()) as typeof base.contents;
+    try {
+      if (isMap(base.contents) && isMap(upper.contents)) {
+        mergeYamlMaps(base, base.contents, upper, upper.contents);
+      } else {
+        base.contents = base.createNode(upper.toJS()) as typeof base.contents;
+      }
+    } catch (cause) {
+      // yaml refuses alias bombs ("billion laughs") while resolving them.
+      const reason = `cannot be merged (${(cause as Error).message})`;
+      throw new TemplateInvalidError(`${upperSource.source}: ${reason}`, {
+        cause,
+        details: { path: upperSource.source, reason },
+      });
     }
   }
   return base.toString();

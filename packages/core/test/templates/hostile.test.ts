@@ -195,6 +195,18 @@ describe("hostile layers", () => {
     await expectLayerRejected(layer, ".ORCH-MANIFEST.json", /reserved/);
   });
 
+  it("refuses globs that are absolute or climb out of the instance", async () => {
+    const layer = await box.layer("app", { "ok.txt": "ok" });
+    for (const files of [
+      { substitute: ["../**"] },
+      { link: ["/etc/**"] },
+      { merge: { "a/../../b": "json" as const } },
+    ]) {
+      const error = await rejected({ layers: [layer], target: box.target, files });
+      expect(error.code).toBe("TEMPLATE_INVALID");
+    }
+  });
+
   it("strips setuid/setgid instead of rejecting them", async () => {
     const layer = await box.layer("suid", { run: { content: "x", mode: 0o4755 }, "dir/": "" });
     const result = await mergeLayers({ layers: [layer], target: box.target });

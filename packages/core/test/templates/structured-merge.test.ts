@@ -94,6 +94,28 @@ describe("yaml", () => {
     }
   });
 
+  it("refuses alias bombs in an upper layer with TEMPLATE_INVALID", () => {
+    const rows = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"];
+    for (const [name, previous] of [
+      ["b", "a"],
+      ["c", "b"],
+      ["d", "c"],
+      ["e", "d"],
+      ["f", "e"],
+    ]) {
+      rows.push(`${name}: &${name} [${Array(9).fill(`*${previous}`).join(", ")}]`);
+    }
+    const bomb = `${rows.join("\n")}\n`;
+    for (const base of ["x: 1\n", "- 1\n"]) {
+      expect(() => mergeStructured("yaml", [doc(base), doc(bomb, "top:bomb.yml")])).toThrowError(
+        expect.objectContaining({
+          code: "TEMPLATE_INVALID",
+          message: expect.stringMatching(/^top:bomb\.yml: cannot be merged/),
+        }),
+      );
+    }
+  });
+
   it("replaces a non-map document whole", () => {
     expect(mergeStructured("yaml", [doc("- a\n"), doc("k: v\n")])).toBe("k: v\n");
   });
