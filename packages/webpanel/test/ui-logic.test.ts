@@ -1,0 +1,221 @@
+/** The panel's pure logic (src/ui): console rendering, forms, formatting, the diagram. */
+import { INSTANCE_STATES, INSTANCE_TRANSITIONS } from "@orchestrator/core/lifecycle";
+import { describe, expect, it } from "vitest";
+import { ansiClasses, parseAnsi, Scrollback, stripAnsi } from "../src/ui/ansi.js";
+import { ApiClient, ApiError } from "../src/ui/api-client.js";
+import { ago, megabytes, percent, portUrl, safeHttpUrl } from "../src/ui/format.js";
+import { diagramBoxes, diagramEdges } from "../src/ui/lifecycle-diagram.js";
+import { formFields, issuesByField, variablesBody } from "../src/ui/variable-form.js";
+
+const ESC = "\u001b";
+
+describe("console output", () => {
+  it("keeps colours as styles and carries them across lines", () => {
+    const first = parseAnsi(`plain ${ESC}[1;31mred bold${ESC}[39m still bold`);
+    expect(first.segments.map((s) => s.text)).toEqual(["plain ", "red bold", " still bold"]);
+    expect(ansiClasses(first.segments[1]!.style)).toEqual(["ansi-fg-1", "ansi-bold"]);
+    expect(ansiClasses(first.segments[2]!.style)).toEqual(["ansi-bold"]);
+    const second = parseAnsi(`next${ESC}[0m reset`, first.style);
+    expect(ansiClasses(second.segments[0]!.style)).toEqual(["ansi-bold"]);
+    expect(ansiClasses(second.segments[1]!.style)).toEqual([]);
+  });
+
+  it("maps bright and 256-colour basics, ignores true colour", () => {
+    const { segments } = parseAnsi(`${ESC}[92ma${ESC}[38;5;4mb${ESC}[38;2;1;2;3mc${ESC}[44md`);
+    expect(segments.map((s) => ansiClasses(s.style))).toEqual([
+      ["ansi-fg-10"],
+      ["ansi-fg-4"],
+      ["ansi-fg-4"],
+      ["ansi-fg-4", "ansi-bg-4"],
+    ]);
+  });
+
+  it("strips every other escape: cursor moves, titles, hyperlinks, control characters", () => {
+    const hostile = `a${ESC}[2J${ESC}[Hb${ESC}]0;title\u0007c${ESC}]8;;javascript:alert(1)${ESC}\\link${ESC}]8;;${ESC}\\\u0000\u0008d${ESC}ce\u009b31mf\tg`;
+    expect(stripAnsi(hostile)).toBe("abclinkdef\tg");
+    expect(
+      parseAnsi(hostile)
+        .segments.map((s) => s.text)
+        .join(""),
+    ).toBe("abclinkdef\tg");
+  });
+
+  it("bounds the scrollback to the newest lines", () => {
+    const scrollback = new Scrollback<number>(100);
+    for (let i = 0; i < 1000; i++) scrollback.push(i);
+    expect(scrollback.lines).toHaveLength(100);
+    expect(scrollback.lines[0]).toBe(900);
+    expect(scrollback.lines.at(-1)).toBe(999);
+    expect(() => new Scrollback(0)).toThrow(RangeError);
+  });
+});
+
+describe("the generated create form", () => {
+  const variables = {
+    GREETING: { type: "string", default: "Hi", label: "Greeting", maxLength: 20 },
+    PLAYERS: { type: "integer", default: 10, min: 1, max: 100 },
+    RATIO: { type: "number" },
+    PVP: { type: "boolean", default: true },
+    MODE: { type: "enum", values: ["easy", "hard"], default: "easy" },
+    MOTD: { type: "string", multiline: true },
+    PASSWORD: { type: "string", secret: true, required: true },
+  } as const;
+
+  it("makes one field per variable with the right control and defaults", () => {
+    const fields = formFields(variables);
+    expect(fields.map((f) => [f.name, f.control, f.initial])).toEqual([
+      ["GREETING", "text", "Hi"],
+      ["PLAYERS", "number", "10"],
+      ["RATIO", "number", ""],
+      ["PVP", "checkbox", true],
+      ["MODE", "select", "easy"],
+      ["MOTD", "textarea", ""],
+      ["PASSWORD", "password", ""],
+    ]);
+    expect(fields[0]).toMatchObject({ label: "Greeting", maxLength: 20 });
+    expect(fields[1]).toMatchObject({ min: 1, max: 100, step: "1" });
+    expect(fields[4]!.options).toEqual(["easy", "hard"]);
+    expect(fields[6]!.required).toBe(true);
+  });
+
+  it("builds the variables body with typed values, leaving empty fields to their defaults", () => {
+    const fields = formFields(variables);
+    const body = variablesBody(fields, {
+      GREETING: "Hello",
+      PLAYERS: "12",
+      RATIO: "abc",
+      PVP: false,
+      MODE: "hard",
+      MOTD: "",
+      PASSWORD: "s3cret",
+    });
+    expect(body).toEqual({
+      GREETING: "Hello",
+      PLAYERS: 12,
+      RATIO: "abc",
+      PVP: false,
+      MODE: "hard",
+      PASSWORD: "s3cret",
+    });
+  });
+
+  it("puts the API's issues on the fields they are about", () => {
+    expect(
+      issuesByField([
+        { path: "name", message: "must be 1-64 letters" },
+        { path: "body.name", message: "must NOT have more than 64 characters" },
+        { path: "variables.PLAYERS", message: "must be at most 100" },
+        { path: "body.variables.RATIO", message: "must be a number" },
+        { path: "body", message: "must NOT have additional properties" },
+        { path: "version", message: "must be an integer" },
+      ]),
+    ).toEqual({
+      name: ["must be 1-64 letters", "must NOT have more than 64 characters"],
+      PLAYERS: ["must be at most 100"],
+      RATIO: ["must be a number"],
+      "": ["must NOT have additional properties", "version: must be an integer"],
+    });
+  });
+});
+
+describe("formatting and links", () => {
+  it("says how long ago", () => {
+    expect(ago(null)).toBe("never");
+    expect(ago(200)).toBe("just now");
+    expect(ago(5_400)).toBe("5 s ago");
+    expect(ago(3 * 60_000)).toBe("3 min ago");
+    expect(ago(2 * 3_600_000)).toBe("2 h ago");
+    expect(ago(4 * 86_400_000)).toBe("4 d ago");
+  });
+
+  it("computes bars and sizes", () => {
+    expect(percent(1, 4)).toBe(25);
+    expect(percent(5, 0)).toBe(0);
+    expect(percent(9, 4)).toBe(100);
+    expect(megabytes(512)).toBe("512 MB");
+    expect(megabytes(1536)).toBe("1.5 GB");
+  });
+
+  it("links only http(s)", () => {
+    expect(safeHttpUrl("https://example.com/x")).toBe("https://example.com/x");
+    expect(safeHttpUrl("javascript:alert(1)")).toBeNull();
+    expect(safeHttpUrl("data:text/html,<script>")).toBeNull();
+    expect(safeHttpUrl("not a url")).toBeNull();
+    expect(portUrl("127.0.0.1", "http", 20000)).toBe("http://127.0.0.1:20000/");
+    expect(portUrl("::1", "web", 8080)).toBe("http://[::1]:8080/");
+    expect(portUrl("127.0.0.1", "game", 25565)).toBeNull();
+  });
+});
+
+describe("the lifecycle diagram", () => {
+  it("has one box per state and exactly the table's transitions", () => {
+    expect(diagramBoxes().map((b) => b.state)).toEqual([...INSTANCE_STATES]);
+    const expected = new Set<string>();
+    for (const [from, row] of Object.entries(INSTANCE_TRANSITIONS)) {
+      for (const targets of Object.values(row as Record<string, readonly string[]>)) {
+        for (const to of targets) expected.add(`${from}->${to}`);
+      }
+    }
+    const edges = diagramEdges();
+    expect(new Set(edges.map((e) => `${e.from}->${e.to}`))).toEqual(expected);
+    expect(edges.find((e) => e.from === "STARTING" && e.to === "RUNNING")?.triggers).toEqual([
+      "ready",
+    ]);
+    // Boxes never overlap.
+    const spots = diagramBoxes().map((b) => `${b.x},${b.y}`);
+    expect(new Set(spots).size).toBe(spots.length);
+  });
+});
+
+describe("the API client", () => {
+  function fakeFetch(status: number, body: unknown, seen: Array<[string, RequestInit]> = []) {
+    return (async (url: string, init: RequestInit) => {
+      seen.push([url, init]);
+      return new Response(body === undefined ? "" : JSON.stringify(body), { status });
+    }) as unknown as typeof fetch;
+  }
+
+  it("sends the CSRF token on mutating requests only", async () => {
+    const seen: Array<[string, RequestInit]> = [];
+    const client = new ApiClient("/api/v1", fakeFetch(200, { ok: true }, seen));
+    client.csrfToken = "csrf-1";
+    await client.get("/instances");
+    await client.post("/instances/x/stop");
+    const headers = seen.map(([, init]) => init.headers as Record<string, string>);
+    expect(headers[0]!["x-csrf-token"]).toBeUndefined();
+    expect(headers[1]!["x-csrf-token"]).toBe("csrf-1");
+    expect(seen[1]![0]).toBe("/api/v1/instances/x/stop");
+  });
+
+  it("turns error bodies into ApiErrors with their issues, and reports a lost session", async () => {
+    const client = new ApiClient(
+      "/api/v1",
+      fakeFetch(400, {
+        error: {
+          code: "VALIDATION_FAILED",
+          message: "validation failed: name: bad",
+          details: { issues: [{ path: "name", message: "bad" }, { nonsense: true }] },
+        },
+      }),
+    );
+    const error = await client.post("/instances", {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({
+      status: 400,
+      code: "VALIDATION_FAILED",
+      issues: [{ path: "name", message: "bad" }],
+    });
+
+    let lost = 0;
+    const expired = new ApiClient(
+      "/api/v1",
+      fakeFetch(401, { error: { code: "UNAUTHORIZED", message: "no", details: {} } }),
+    );
+    expired.onUnauthorized = () => {
+      lost++;
+    };
+    await expect(expired.get("/nodes")).rejects.toMatchObject({ code: "UNAUTHORIZED" });
+    await expect(expired.post("/auth/login", {})).rejects.toMatchObject({ status: 401 });
+    expect(lost).toBe(1);
+  });
+});
