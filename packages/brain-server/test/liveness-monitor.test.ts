@@ -54,6 +54,27 @@ describe("LivenessMonitor", () => {
     expect(monitor.silenceMs("a")).toBe(0);
   });
 
+  it("gives every node a full window again after the Brain itself stalled for a window", () => {
+    const { clock, monitor } = setup(["solo"]);
+    clock.advance(15_000);
+    monitor.seen("solo");
+    expect(monitor.sweep().offline).toEqual([]);
+    // The Brain was paused (SIGSTOP, suspended VM): no sweep for 20 s, and the
+    // node's heartbeats queued meanwhile are not read yet when it resumes.
+    clock.advance(20_000);
+    expect(monitor.sweep()).toEqual({ offline: [], grace: true, degraded: false });
+    clock.advance(14_000);
+    expect(monitor.sweep().offline).toEqual([]);
+    monitor.seen("solo");
+    clock.advance(1_000);
+    expect(monitor.sweep().offline).toEqual([]);
+    // Really silent from then on (the Brain sweeping as usual): offline one window later.
+    clock.advance(10_000);
+    expect(monitor.sweep().offline).toEqual([]);
+    clock.advance(5_000);
+    expect(monitor.sweep().offline).toEqual(["solo"]);
+  });
+
   it("measures on the monotonic clock, not the wall clock", () => {
     const { clock, monitor } = setup(["a"]);
     clock.advance(16_000);

@@ -222,6 +222,7 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
     try {
       const response = await client.sync(request, controller.signal);
       describeNode = false;
+      backoff.limitCap(response.heartbeatIntervalMs);
       await journal!.acknowledge(response.acknowledgedReports);
       results.splice(0, sentResults.length);
       logs!.setWatched(response.watchLogs);

@@ -139,4 +139,16 @@ describe("Backoff", () => {
     highest.reset();
     expect(highest.failures).toBe(0);
   });
+
+  it("can be capped lower (the Brain's heartbeat interval), never above its own cap nor below the base", () => {
+    const backoff = new Backoff({ baseMs: 100, capMs: 30_000, random: () => 0.999999 });
+    backoff.limitCap(2_000);
+    const delays = Array.from({ length: 8 }, () => backoff.next());
+    expect(Math.max(...delays)).toBe(1_999);
+    backoff.limitCap(60_000);
+    backoff.next(); // 100 · 2^8 = 25 600; the next one (51 200) is above the own cap
+    expect(backoff.next()).toBe(29_999);
+    backoff.limitCap(1);
+    expect(backoff.next()).toBe(99);
+  });
 });

@@ -25,7 +25,9 @@ export interface LivenessSweep {
 }
 
 export class LivenessMonitor {
-  private readonly startedAt: number;
+  /** Start of the current grace window: the Brain's start, or the end of a stall of its own. */
+  private graceFrom: number;
+  private lastSweepAt: number | null = null;
   private readonly lastSeen = new Map<string, number>();
   private readonly offline = new Set<string>();
 
@@ -33,7 +35,7 @@ export class LivenessMonitor {
     private readonly clock: Clock,
     private readonly options: LivenessOptions,
   ) {
-    this.startedAt = clock.monotonicMs();
+    this.graceFrom = clock.monotonicMs();
   }
 
   /**
@@ -74,7 +76,16 @@ export class LivenessMonitor {
   /** Decides which nodes are newly offline. Call it periodically. */
   sweep(): LivenessSweep {
     const now = this.clock.monotonicMs();
-    if (now - this.startedAt < this.options.offlineAfterMs) {
+    const previousSweep = this.lastSweepAt;
+    this.lastSweepAt = now;
+    if (previousSweep !== null && now - previousSweep >= this.options.offlineAfterMs) {
+      // The Brain itself did not run for a whole window (paused process,
+      // suspended VM, stalled event loop): the silence it measured is its own,
+      // and heartbeats waiting in its sockets are not even read yet. As after a
+      // start, every node gets a full window from now.
+      this.graceFrom = now;
+    }
+    if (now - this.graceFrom < this.options.offlineAfterMs) {
       return { offline: [], grace: true, degraded: false };
     }
     const alive = [...this.lastSeen.keys()].filter((id) => !this.offline.has(id));
