@@ -116,7 +116,7 @@ describe("mergeLayers (properties)", () => {
           await rm(root, { recursive: true, force: true });
         }
       }),
-      { numRuns: 40 },
+      { numRuns: 25 },
     );
   });
 
@@ -142,7 +142,7 @@ describe("mergeLayers (properties)", () => {
           await rm(root, { recursive: true, force: true });
         }
       }),
-      { numRuns: 40 },
+      { numRuns: 25 },
     );
   });
 });

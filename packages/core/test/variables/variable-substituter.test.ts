@@ -146,12 +146,12 @@ describe("VariableSubstituter", () => {
     expect(await readFile(join(dir, "sentinel"), "utf8")).toBe("keep");
   });
 
-  it("substitutes a stream in constant memory (96 MiB through, < 4 MiB retained)", async () => {
+  it("substitutes a stream in constant memory (48 MiB through, < 4 MiB retained)", async () => {
     const substituter = new VariableSubstituter(values);
     const block = Buffer.from(
       `${"lorem ipsum dolor sit amet ${NAME}\n".padStart(400, "x").repeat(160)}`,
     ); // ~64 KiB
-    const total = 96 * 1024 * 1024;
+    const total = 48 * 1024 * 1024;
     async function* source() {
       for (let sent = 0; sent < total; sent += block.length) yield block;
     }
@@ -179,7 +179,7 @@ describe("VariableSubstituter", () => {
       if ((outBytes & 0x7fffff) < piece.length) peak = Math.max(peak, retained() - before);
     }
     expect(outBytes).toBeGreaterThan(total * 0.9);
-    expect(report?.replacements).toBeGreaterThan(200_000);
+    expect(report?.replacements).toBeGreaterThan(100_000);
     expect(peak).toBeLessThan(4 * 1024 * 1024);
   });
 
