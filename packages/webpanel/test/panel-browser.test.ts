@@ -287,6 +287,7 @@ describe.skipIf(skip !== null)("the panel in Chromium", { timeout: 60_000 }, () 
     await shot("template");
     await page.goto(`${base}/lifecycle?state=RUNNING`);
     // One box per state of core's table.
+    await page.locator("svg.diagram g[data-state]").first().waitFor();
     expect(await page.locator("svg.diagram g[data-state]").count()).toBe(12);
     await shot("lifecycle");
   });
