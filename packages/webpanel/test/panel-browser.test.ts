@@ -207,7 +207,6 @@ describe.skipIf(skip !== null)("the panel in Chromium", { timeout: 60_000 }, () 
     await page.getByRole("heading", { name: "Dashboard" }).waitFor();
     await page.locator(".status-ONLINE").first().waitFor();
     await expect(page.getByTestId("user-menu").textContent()).resolves.toContain("admin");
-    await shot("dashboard");
   });
 
   it("shows the API's validation error at the field, and hostile text as text", async () => {
@@ -271,6 +270,9 @@ describe.skipIf(skip !== null)("the panel in Chromium", { timeout: 60_000 }, () 
     await page.getByLabel("Search").fill("web");
     await row.waitFor();
     await shot("instances");
+    await page.goto(`${base}/`);
+    await page.getByRole("link", { name: "RUNNING" }).waitFor();
+    await shot("dashboard");
     await page.goto(`${base}/nodes`);
     await page.getByRole("progressbar", { name: "Memory" }).first().waitFor();
     await page
