@@ -303,6 +303,40 @@ describe.skipIf(skip !== null)("the panel in Chromium", { timeout: 60_000 }, () 
     expect(await page.getByRole("button", { name: "Register" }).isDisabled()).toBe(true);
   });
 
+  it("explains why an instance waits while the node is drained, and places it after undrain", async () => {
+    await page.goto(`${base}/nodes`);
+    await page.getByRole("button", { name: "Drain" }).click();
+    await page.getByText("DRAINING").first().waitFor();
+    const created = await api("POST", "/instances", { template: "hello-http", name: "waiting" });
+    expect(created.status).toBe(201);
+    await page.goto(`${base}/instances/${created.body.id}`);
+    const pending = page.getByTestId("pending-placement");
+    await pending.waitFor({ timeout: 20_000 });
+    expect(await pending.textContent()).toMatch(/drain/i);
+    await shot("pending-placement");
+    await page.goto(`${base}/nodes`);
+    await page.getByRole("button", { name: "Undrain" }).click();
+    await page.getByText("ONLINE").first().waitFor();
+    await page.goto(`${base}/instances/${created.body.id}`);
+    await page
+      .locator('[data-testid="instance-title"] + [data-testid="state"]', { hasText: "RUNNING" })
+      .waitFor({ timeout: 30_000 });
+    expect((await api("DELETE", `/instances/${created.body.id}`)).status).toBe(202);
+  });
+
+  it("registers a new template version from JSON", async () => {
+    await page.goto(`${base}/templates/register?from=hello-http`);
+    const doc = page.getByLabel("template.json");
+    await page.getByText("The document is valid.").waitFor();
+    const definition = JSON.parse(await doc.inputValue());
+    definition.description = "Greets, now from the panel";
+    await doc.fill(JSON.stringify(definition, null, 2));
+    await page.getByRole("button", { name: "Register" }).click();
+    await page.waitForURL(/\/templates\/hello-http$/);
+    await page.getByText("Greets, now from the panel").waitFor();
+    expect(await page.getByLabel("Version").inputValue()).toBe("2");
+  });
+
   it("a viewer sees no actions", async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const viewer = await context.newPage();
