@@ -149,8 +149,7 @@ describe.each(TEST_DATABASES)("Brain on $name", (database) => {
           at,
         })),
       });
-      h.clock.advance(16_000);
-      await h.brain.runLoopsOnce();
+      await h.advance(16_000);
       expect(
         (await h.request("GET", `/api/v1/nodes/${node.nodeId}`, { token: h.adminToken })).body
           .status,

@@ -34,6 +34,11 @@ export interface Harness {
   /** An API token for a new user of `role`. */
   userToken(role: "admin" | "operator" | "viewer"): Promise<string>;
   joinNode(name: string, overrides?: Partial<Record<string, unknown>>): Promise<JoinResponse>;
+  /**
+   * Moves the fake clock forward second by second, running the loops after each
+   * step as a live Brain would (one jump would look like a stall of the Brain).
+   */
+  advance(ms: number): Promise<void>;
   sync(
     credential: string,
     body?: Partial<SyncRequest>,
@@ -147,6 +152,12 @@ export async function createHarness(
         body: { inventory: [], reports: [], commandResults: [], logs: [], wait: false, ...body },
       });
       return response as { status: number; body: SyncResponse };
+    },
+    async advance(ms) {
+      for (let left = ms; left > 0; left -= 1000) {
+        clock.advance(Math.min(1000, left));
+        await brain.runLoopsOnce();
+      }
     },
     async close() {
       await brain.close();

@@ -19,21 +19,18 @@ describe("Brain loops", () => {
 
       // The Brain was down for longer than the offline timeout; the node kept running.
       const second = await createHarness({}, {}, database);
-      second.clock.advance(14_000);
-      await second.brain.runLoopsOnce();
+      await second.advance(14_000);
       const during = await second.request("GET", `/api/v1/nodes/${node.nodeId}`, {
         token: second.adminToken,
       });
       expect(during.body.status).toBe("ONLINE");
       await second.sync(node.credential);
-      second.clock.advance(14_000);
-      await second.brain.runLoopsOnce();
+      await second.advance(14_000);
       expect(
         (await second.request("GET", `/api/v1/nodes/${node.nodeId}`, { token: second.adminToken }))
           .body.status,
       ).toBe("ONLINE");
-      second.clock.advance(2_000);
-      await second.brain.runLoopsOnce();
+      await second.advance(2_000);
       expect(
         (await second.request("GET", `/api/v1/nodes/${node.nodeId}`, { token: second.adminToken }))
           .body.status,
@@ -47,7 +44,7 @@ describe("Brain loops", () => {
   it("marks nobody offline when most nodes go silent at once (the Brain suspects itself)", async () => {
     const h = await createHarness();
     const nodes = await Promise.all(["a", "b", "c", "d"].map((name) => h.joinNode(name)));
-    h.clock.advance(15_000);
+    await h.advance(15_000);
     await h.sync(nodes[0]!.credential);
     await h.brain.runLoopsOnce();
     const listed = await h.request("GET", "/api/v1/nodes", { token: h.adminToken });

@@ -48,8 +48,7 @@ afterAll(async () => {
 describe("webhooks", () => {
   it("POSTs node.offline signed with HMAC-SHA256, retrying a failed delivery", async () => {
     const node = await h.joinNode("hooked");
-    h.clock.advance(16_000);
-    await h.brain.runLoopsOnce();
+    await h.advance(16_000);
     const deadline = Date.now() + 15_000;
     while (received.length === 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));

@@ -4,6 +4,7 @@
  * timestamps) are not part of any body, so sending them is an error.
  * The static types are exported for the panel (`@orchestrator/brain-server/api`).
  */
+import { INSTANCE_STATES, INSTANCE_TRIGGERS } from "@orchestrator/core";
 import { type Static, Type } from "typebox";
 
 const strict = { additionalProperties: false } as const;
@@ -96,22 +97,7 @@ export const InputBody = Type.Object(
   strict,
 );
 
-export const InstanceState = Type.Union(
-  [
-    "REQUESTED",
-    "SCHEDULED",
-    "PREPARING",
-    "PREPARED",
-    "STARTING",
-    "RUNNING",
-    "STOPPING",
-    "STOPPED",
-    "DESTROYING",
-    "DESTROYED",
-    "FAILED",
-    "LOST",
-  ].map((state) => Type.Literal(state)),
-);
+export const InstanceState = Type.Union(INSTANCE_STATES.map((state) => Type.Literal(state)));
 
 export const InstanceListQuery = Type.Object(
   {
@@ -176,23 +162,7 @@ export const JoinBody = Type.Object(
   strict,
 );
 
-const Trigger = Type.Union(
-  [
-    "schedule",
-    "prepare",
-    "prepared",
-    "start",
-    "ready",
-    "stop",
-    "stopped",
-    "fail",
-    "lose",
-    "found",
-    "reschedule",
-    "destroy",
-    "destroyed",
-  ].map((trigger) => Type.Literal(trigger)),
-);
+const Trigger = Type.Union(INSTANCE_TRIGGERS.map((trigger) => Type.Literal(trigger)));
 
 export const SyncBody = Type.Object(
   {

@@ -6,7 +6,9 @@
  */
 import {
   type Clock,
+  INSTANCE_STATES,
   type InstanceEvent,
+  InstanceLifecycle,
   type InstanceState,
   type LeaseFence,
   type NodeEvent,
@@ -16,18 +18,10 @@ import {
 import type { LivenessMonitor } from "../liveness/liveness-monitor.js";
 import type { LiveEvents } from "../services/live-events.js";
 
-/** States an instance can be LOST from (everything that lives on a node). */
-const LOSABLE: readonly InstanceState[] = [
-  "SCHEDULED",
-  "PREPARING",
-  "PREPARED",
-  "STARTING",
-  "RUNNING",
-  "STOPPING",
-  "STOPPED",
-  "FAILED",
-  "DESTROYING",
-];
+/** States an instance can be LOST from (the lifecycle table decides). */
+const LOSABLE: readonly InstanceState[] = INSTANCE_STATES.filter((state) =>
+  InstanceLifecycle.can(state, "lose"),
+);
 
 export class LivenessRound {
   /** Whether the last round suspected the Brain itself (metrics, readiness). */
