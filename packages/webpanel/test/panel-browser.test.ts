@@ -337,6 +337,33 @@ describe.skipIf(skip !== null)("the panel in Chromium", { timeout: 60_000 }, () 
     expect(await page.getByLabel("Version").inputValue()).toBe("2");
   });
 
+  it("manages users and API tokens, and shows the audit log (admin)", async () => {
+    await page.goto(`${base}/users`);
+    await page.getByRole("cell", { name: "watcher", exact: true }).waitFor();
+    await page.getByLabel("Username").fill("x");
+    await page.getByLabel("Password").fill("pw");
+    await page.getByRole("button", { name: "Create user" }).click();
+    // The API's schema error is shown at the username field.
+    await page.locator(".field-error").first().waitFor();
+    await page.goto(`${base}/tokens`);
+    await page.getByLabel("Name").fill("ci");
+    await page.getByLabel("Scopes (optional)").fill("instances:read");
+    await page.getByRole("button", { name: "Create token" }).click();
+    const secret = await page.locator(".secret-once").textContent();
+    const check = await fetch(`${base}/api/v1/instances`, {
+      headers: { authorization: `Bearer ${secret?.trim()}` },
+    });
+    expect(check.status).toBe(200);
+    await page.getByRole("cell", { name: "instances:read" }).waitFor();
+    await page.goto(`${base}/audit`);
+    await page.getByRole("cell", { name: "instance.create" }).first().waitFor();
+    await page.getByLabel("Action").fill("token.create");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.getByRole("cell", { name: "token.create" }).first().waitFor();
+    expect(await page.getByRole("cell", { name: "instance.create" }).count()).toBe(0);
+    await shot("audit");
+  });
+
   it("a viewer sees no actions", async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
     const viewer = await context.newPage();
@@ -355,6 +382,10 @@ describe.skipIf(skip !== null)("the panel in Chromium", { timeout: 60_000 }, () 
     await viewer.goto(`${base}/nodes`);
     await viewer.getByRole("progressbar", { name: "Memory" }).first().waitFor();
     expect(await viewer.getByRole("button", { name: /Drain|Add a node/ }).count()).toBe(0);
+    // Admin pages are not in the menu and send a viewer back to the dashboard.
+    expect(await viewer.getByRole("link", { name: "Audit log" }).count()).toBe(0);
+    await viewer.goto(`${base}/users`);
+    await viewer.getByRole("heading", { name: "Dashboard" }).waitFor();
     await context.close();
   });
 

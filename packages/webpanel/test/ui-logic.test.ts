@@ -1,11 +1,16 @@
 /** The panel's pure logic (src/ui): console rendering, forms, formatting, the diagram. */
 import { INSTANCE_STATES, INSTANCE_TRANSITIONS } from "@orchestrator/core/lifecycle";
 import { describe, expect, it } from "vitest";
-import { ansiClasses, parseAnsi, Scrollback, stripAnsi } from "../src/ui/ansi.js";
+import { ansiClasses, parseAnsi, RecentKeys, Scrollback, stripAnsi } from "../src/ui/ansi.js";
 import { ApiClient, ApiError } from "../src/ui/api-client.js";
 import { ago, megabytes, percent, portUrl, safeHttpUrl } from "../src/ui/format.js";
 import { diagramBoxes, diagramEdges } from "../src/ui/lifecycle-diagram.js";
-import { formFields, issuesByField, variablesBody } from "../src/ui/variable-form.js";
+import {
+  formFields,
+  issuesByField,
+  unplacedIssues,
+  variablesBody,
+} from "../src/ui/variable-form.js";
 
 const ESC = "\u001b";
 
@@ -47,6 +52,16 @@ describe("console output", () => {
     expect(scrollback.lines[0]).toBe(900);
     expect(scrollback.lines.at(-1)).toBe(999);
     expect(() => new Scrollback(0)).toThrow(RangeError);
+  });
+
+  it("recognises a line seen recently (duplicates from backlog + agent tail)", () => {
+    const keys = new RecentKeys(2);
+    expect(keys.seen("a")).toBe(false);
+    expect(keys.seen("a")).toBe(true);
+    expect(keys.seen("b")).toBe(false);
+    expect(keys.seen("c")).toBe(false);
+    // "a" was the oldest and is forgotten.
+    expect(keys.seen("a")).toBe(false);
   });
 });
 
@@ -113,8 +128,19 @@ describe("the generated create form", () => {
       name: ["must be 1-64 letters", "must NOT have more than 64 characters"],
       PLAYERS: ["must be at most 100"],
       RATIO: ["must be a number"],
-      "": ["must NOT have additional properties", "version: must be an integer"],
+      "": ["must NOT have additional properties"],
+      version: ["must be an integer"],
     });
+    expect(
+      unplacedIssues(
+        issuesByField([
+          { path: "name", message: "bad" },
+          { path: "body", message: "must NOT have additional properties" },
+          { path: "version", message: "must be an integer" },
+        ]),
+        ["name", "template"],
+      ),
+    ).toEqual(["must NOT have additional properties", "version: must be an integer"]);
   });
 });
 

@@ -127,3 +127,20 @@ export class Scrollback<T> {
     return this.items.length > this.max ? this.items.slice(-this.max) : this.items;
   }
 }
+
+/** Remembers the last `max` keys: `seen(key)` is true for a key already given. */
+export class RecentKeys {
+  private readonly keys = new Set<string>();
+
+  constructor(readonly max: number) {}
+
+  seen(key: string): boolean {
+    if (this.keys.has(key)) return true;
+    this.keys.add(key);
+    if (this.keys.size > this.max) {
+      const oldest = this.keys.values().next().value as string;
+      this.keys.delete(oldest);
+    }
+    return false;
+  }
+}

@@ -93,20 +93,29 @@ export function variablesBody(
 }
 
 /**
- * API issues keyed by form field: `name` and `template` for the top fields,
- * the variable name for `variables.X`; anything else under `""` (shown above
- * the form). Schema errors carry a `body.` prefix; service errors do not.
+ * API issues keyed by form field: the variable name for `variables.X`, the
+ * path itself otherwise (`name`, `username`, ...), `""` for the body as a
+ * whole. Schema errors carry a `body.` prefix; service errors do not.
  */
 export function issuesByField(issues: readonly ApiIssue[]): Record<string, string[]> {
   const byField: Record<string, string[]> = {};
   for (const issue of issues) {
     const path = issue.path.replace(/^body\.?/, "");
     const variable = /^variables\.(.+)$/.exec(path);
-    const key = variable ? variable[1]! : path === "name" || path === "template" ? path : "";
-    const message = key === "" && path !== "" ? `${path}: ${issue.message}` : issue.message;
+    const key = variable ? variable[1]! : path;
     const list = byField[key] ?? [];
-    list.push(message);
+    list.push(issue.message);
     byField[key] = list;
   }
   return byField;
+}
+
+/** The issues of `byField` that no field of the form shows, as "path: message" lines. */
+export function unplacedIssues(
+  byField: Record<string, string[]>,
+  shown: readonly string[],
+): string[] {
+  return Object.entries(byField)
+    .filter(([key]) => !shown.includes(key))
+    .flatMap(([key, messages]) => messages.map((m) => (key ? `${key}: ${m}` : m)));
 }
