@@ -170,12 +170,9 @@ describe("hostile templates and variables (real processes)", { timeout: 90_000 }
     expect(json).toContain("${RCON_PASSWORD}");
   });
 
-  // KNOWN GAP (reported, not fixable from this suite's packages: substitution
-  // lives in @orchestrator/core): values are substituted raw, without escaping
-  // for the file's format, so a quote in a value breaks out of a JSON string
-  // and can add keys. \`it.fails\` keeps the gap visible: it starts failing
-  // (and must become a plain \`it\`) once substitution escapes per format.
-  it.fails("GAP: a quote in a variable value cannot add keys to a substituted JSON file", async () => {
+  // Substitution escapes values for the file's format (core: `escapingForPath`):
+  // in a `.json` file a value is JSON string content, so a quote cannot close it.
+  it("a quote in a variable value cannot add keys to a substituted JSON file", async () => {
     const id = await platform.createInstance("hostile-vars", "vars-json", {
       MOTD: 'x", "admin": true, "y": "',
     });

@@ -43,6 +43,7 @@ import {
 } from "../errors/orchestrator-error.js";
 import { isBinaryContent } from "../variables/binary-content.js";
 import type { ResolvedVariables } from "../variables/resolved-variables.js";
+import { escapingForPath, type ValueEscaping } from "../variables/value-escaping.js";
 import {
   type SubstitutionReport,
   type SubstitutionVariables,
@@ -147,6 +148,8 @@ interface PlannedFile {
   policy: FilePolicyName;
   format: StructuredFormat | undefined;
   substitute: boolean;
+  /** How substituted values are escaped for this file's format. */
+  escaping: ValueEscaping;
   link: boolean;
   fingerprint: string;
 }
@@ -398,6 +401,7 @@ class LayerMerge {
           policy,
           format,
           substitute,
+          escaping: escapingForPath(childPath, this.#policy.mergeFormat(childPath)),
           link,
           fingerprint: digest([
             policy,
@@ -462,7 +466,11 @@ class LayerMerge {
       let data: Buffer = Buffer.from(mergeStructured(file.format, documents));
       let uses: string[] | undefined;
       if (file.substitute) {
-        const { output, report } = this.#substituter.substituteBuffer(data, file.path);
+        const { output, report } = this.#substituter.substituteBuffer(
+          data,
+          file.path,
+          file.escaping,
+        );
         this.#reports.push(report);
         data = output;
         uses = report.used;
@@ -471,7 +479,7 @@ class LayerMerge {
       return { method: "write", size: data.length, substituted: file.substitute, uses };
     }
     if (file.substitute) {
-      const options = { source: file.path, mode: file.mode };
+      const options = { source: file.path, mode: file.mode, escaping: file.escaping };
       let report: SubstitutionReport;
       if (file.top.size <= SYNC_SUBSTITUTION_BYTES) {
         const data = readFileSync(file.top.absolutePath, {
@@ -488,7 +496,7 @@ class LayerMerge {
             ? { method: "copy", size: data.length, substituted: false }
             : { method: "copy", size: data.length, substituted: true, uses: [] };
         }
-        const substituted = this.#substituter.substituteBuffer(data, file.path);
+        const substituted = this.#substituter.substituteBuffer(data, file.path, file.escaping);
         report = substituted.report;
         writeNewFileSync(destination, substituted.output, file.mode);
         if (this.#fileSlicer.due()) await this.#fileSlicer.pause();

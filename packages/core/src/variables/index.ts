@@ -11,5 +11,6 @@ export * from "./resolved-variables.js";
 export * from "./runtime-substitution.js";
 export * from "./substitution-scanner.js";
 export * from "./validate-variable-definitions.js";
+export * from "./value-escaping.js";
 export * from "./variable-name.js";
 export * from "./variable-substituter.js";

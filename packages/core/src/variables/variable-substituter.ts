@@ -22,6 +22,7 @@ import {
   SubstitutionScanner,
   type UnknownPlaceholder,
 } from "./substitution-scanner.js";
+import { escapeValue, type ValueEscaping } from "./value-escaping.js";
 
 export interface SubstitutionOptions {
   /**
@@ -64,6 +65,18 @@ export type SubstitutionVariables =
   | ReadonlyMap<string, string>
   | Readonly<Record<string, string>>;
 
+/** Options of `substituteFile` / `substituteFileSync`. */
+export interface FileSubstitutionOptions {
+  /** Name used in reports and errors (default: the source path). */
+  source?: string;
+  /** Mode of the new file (exact, whatever the umask); 0o644 when absent. */
+  mode?: number;
+  /** Copy binary files (NUL in the first 8000 bytes) untouched (default true). */
+  detectBinary?: boolean;
+  /** How values are escaped for the file's format (see `escapingForPath`); raw by default. */
+  escaping?: ValueEscaping;
+}
+
 /** Bigger files are streamed through two buffers of this size; smaller ones are read whole. */
 export const SUBSTITUTION_CHUNK_BYTES = 1024 * 1024;
 
@@ -102,21 +115,37 @@ async function writeAll(handle: FileHandle, pieces: Buffer[]): Promise<void> {
 export class VariableSubstituter {
   readonly strict: boolean;
   readonly variables: ResolvedVariables;
-  readonly #encoded: ReadonlyMap<string, Buffer>;
+  /** Values encoded once per escaping, reused for every occurrence. */
+  readonly #encoded = new Map<ValueEscaping, ReadonlyMap<string, Buffer>>();
   readonly #maxDefaultBytes: number;
 
   constructor(variables: SubstitutionVariables, options: SubstitutionOptions = {}) {
     this.variables = toResolved(variables);
     this.strict = options.strict ?? true;
     this.#maxDefaultBytes = options.maxDefaultBytes ?? DEFAULT_MAX_DEFAULT_BYTES;
-    const encoded = new Map<string, Buffer>();
-    for (const [name, value] of this.variables.entries()) encoded.set(name, Buffer.from(value));
-    this.#encoded = encoded;
   }
 
-  /** A fresh scanner over these variables (for callers driving their own I/O). */
-  createScanner(): SubstitutionScanner {
-    return new SubstitutionScanner(this.#encoded, { maxDefaultBytes: this.#maxDefaultBytes });
+  #values(escaping: ValueEscaping): ReadonlyMap<string, Buffer> {
+    let encoded = this.#encoded.get(escaping);
+    if (!encoded) {
+      const values = new Map<string, Buffer>();
+      for (const [name, value] of this.variables.entries()) {
+        values.set(name, Buffer.from(escapeValue(value, escaping)));
+      }
+      encoded = values;
+      this.#encoded.set(escaping, encoded);
+    }
+    return encoded;
+  }
+
+  /**
+   * A fresh scanner over these variables (for callers driving their own I/O),
+   * with values escaped for `escaping` (default: raw).
+   */
+  createScanner(escaping: ValueEscaping = "none"): SubstitutionScanner {
+    return new SubstitutionScanner(this.#values(escaping), {
+      maxDefaultBytes: this.#maxDefaultBytes,
+    });
   }
 
   #report(source: string, scanner: SubstitutionScanner, binary = false): SubstitutionReport {
@@ -145,8 +174,9 @@ export class VariableSubstituter {
   substituteBuffer(
     input: Uint8Array,
     source = "<buffer>",
+    escaping: ValueEscaping = "none",
   ): { output: Buffer; report: SubstitutionReport } {
-    const scanner = this.createScanner();
+    const scanner = this.createScanner(escaping);
     const pieces: Buffer[] = [];
     scanner.whole(input, pieces);
     const report = this.#report(source, scanner);
@@ -158,8 +188,9 @@ export class VariableSubstituter {
   substituteString(
     input: string,
     source = "<string>",
+    escaping: ValueEscaping = "none",
   ): { text: string; report: SubstitutionReport } {
-    const { output, report } = this.substituteBuffer(Buffer.from(input), source);
+    const { output, report } = this.substituteBuffer(Buffer.from(input), source, escaping);
     return { text: output.toString(), report };
   }
 
@@ -173,11 +204,12 @@ export class VariableSubstituter {
     options: {
       source?: string;
       detectBinary?: boolean;
+      escaping?: ValueEscaping;
       onReport?: (report: SubstitutionReport) => void;
     } = {},
   ): AsyncGenerator<Buffer> {
     const source = options.source ?? "<stream>";
-    const scanner = this.createScanner();
+    const scanner = this.createScanner(options.escaping);
     let first = true;
     let binary = false;
     let passed = 0;
@@ -221,7 +253,7 @@ export class VariableSubstituter {
   async substituteFile(
     from: string,
     to: string,
-    options: { source?: string; mode?: number; detectBinary?: boolean } = {},
+    options: FileSubstitutionOptions = {},
   ): Promise<SubstitutionReport> {
     const source = options.source ?? from;
     const detectBinary = options.detectBinary ?? true;
@@ -237,7 +269,7 @@ export class VariableSubstituter {
       try {
         // The umask must not change the mode a template asked for.
         if (options.mode !== undefined) await output.chmod(options.mode);
-        report = await this.#copySubstituted(input, output, source, detectBinary);
+        report = await this.#copySubstituted(input, output, source, detectBinary, options.escaping);
       } catch (error) {
         await output.close().catch(() => undefined);
         await rm(to, { force: true }).catch(() => undefined);
@@ -262,11 +294,11 @@ export class VariableSubstituter {
   substituteFileSync(
     from: string,
     to: string,
-    options: { source?: string; mode?: number; detectBinary?: boolean } = {},
+    options: FileSubstitutionOptions = {},
   ): SubstitutionReport {
     const source = options.source ?? from;
     const data = readFileSync(from, { flag: constants.O_RDONLY | constants.O_NOFOLLOW });
-    const scanner = this.createScanner();
+    const scanner = this.createScanner(options.escaping);
     let pieces: Buffer[];
     let report: SubstitutionReport;
     if ((options.detectBinary ?? true) && isBinaryContent(data)) {
@@ -308,8 +340,9 @@ export class VariableSubstituter {
     output: FileHandle,
     source: string,
     detectBinary: boolean,
+    escaping: ValueEscaping = "none",
   ): Promise<SubstitutionReport> {
-    const scanner = this.createScanner();
+    const scanner = this.createScanner(escaping);
     const size = (await input.stat()).size;
     if (size <= SUBSTITUTION_CHUNK_BYTES) {
       const data = await input.readFile();

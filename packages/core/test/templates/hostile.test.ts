@@ -302,6 +302,30 @@ describe("hostile instance directories", () => {
     expect(await readFile(join(box.target, "motd.txt"), "utf8")).toBe(
       "$(touch /tmp/pwned) `id`; ${OTHER} $${X}|a\nb|o",
     );
+    // A quote cannot leave a JSON string; a line break cannot start a .properties entry.
+    await writeTree(join(box.root, "layers", "app"), {
+      "config.json": '{"motd": "${MOTD}", "admin": false}',
+      "server.properties": "rules=${RULES}\nadmin=false\n",
+    });
+    const injected = checkVariables(
+      { MOTD: { type: "string" }, RULES: { type: "string", multiline: true } },
+      { MOTD: 'x", "admin": true, "y": "', RULES: "a\nadmin=true" },
+    );
+    if (!injected.ok) throw new Error("unexpected");
+    const target = join(box.root, "instances", "i-2");
+    await mergeLayers({
+      layers: [layer],
+      target,
+      files: { substitute: ["*.json", "*.properties"] },
+      variables: injected.variables,
+    });
+    expect(JSON.parse(await readFile(join(target, "config.json"), "utf8"))).toEqual({
+      motd: 'x", "admin": true, "y": "',
+      admin: false,
+    });
+    expect(await readFile(join(target, "server.properties"), "utf8")).toBe(
+      "rules=a\\nadmin=true\nadmin=false\n",
+    );
     const newline = checkVariables({ MOTD: { type: "string" } }, { MOTD: "a\nb" });
     expect(newline).toEqual({
       ok: false,

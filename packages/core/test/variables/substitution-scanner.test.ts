@@ -171,15 +171,20 @@ describe("SubstitutionScanner", () => {
 
   it("scans a whole buffer like any chunking, counting lines only for unknowns (property)", () => {
     fc.assert(
-      fc.property(text, values, fc.array(fc.nat({ max: 200 }), { maxLength: 8 }), (input, vars, cuts) => {
-        const split = run(input, vars, cuts);
-        const scanner = new SubstitutionScanner(encode(vars));
-        const out: Buffer[] = [];
-        scanner.whole(Buffer.from(input), out);
-        expect(Buffer.concat(out).toString()).toBe(split.text);
-        expect(scanner.unknown).toEqual(split.scanner.unknown);
-        expect(scanner.bytesOut).toBe(Buffer.byteLength(split.text));
-      }),
+      fc.property(
+        text,
+        values,
+        fc.array(fc.nat({ max: 200 }), { maxLength: 8 }),
+        (input, vars, cuts) => {
+          const split = run(input, vars, cuts);
+          const scanner = new SubstitutionScanner(encode(vars));
+          const out: Buffer[] = [];
+          scanner.whole(Buffer.from(input), out);
+          expect(Buffer.concat(out).toString()).toBe(split.text);
+          expect(scanner.unknown).toEqual(split.scanner.unknown);
+          expect(scanner.bytesOut).toBe(Buffer.byteLength(split.text));
+        },
+      ),
       { numRuns: 1000 },
     );
   });
