@@ -32,7 +32,7 @@ async function invariants(platform: Platform, agent: AgentHandle): Promise<void>
   expect(platform.brain!.exited, "the Brain process is alive").toBe(false);
 }
 
-describe("agent faults (real processes)", () => {
+describe("agent faults (real processes)", { timeout: 120_000 }, () => {
   let platform: Platform;
   let agent: AgentHandle;
   let before: Record<string, string>;

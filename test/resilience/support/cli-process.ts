@@ -27,7 +27,7 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 /**
  * Polls `probe` until it returns something truthy. Errors thrown by the probe
  * count as "not yet" (a Brain being restarted refuses connections), except
- * those marked fatal. The timeout is generous: CI machines are slow and shared.
+ * those marked `stopWaiting`. The timeout is generous: CI machines are slow and shared.
  */
 export async function waitFor<T>(
   what: string,
@@ -41,7 +41,7 @@ export async function waitFor<T>(
       const value = await probe();
       if (value) return value;
     } catch (error) {
-      if ((error as { fatal?: boolean }).fatal) throw error;
+      if ((error as { stopWaiting?: boolean }).stopWaiting === true) throw error;
       lastError = error;
     }
     if (Date.now() > deadline) {
@@ -106,7 +106,7 @@ export class CliProcess {
           if (cli.exited) {
             throw Object.assign(
               new Error(`${label} exited with ${child.exitCode}:\n${cli.output}`),
-              { fatal: true },
+              { stopWaiting: true },
             );
           }
           return cli.output.includes(ready);

@@ -147,6 +147,11 @@ export class Platform {
     return `http://127.0.0.1:${this.brainPort}`;
   }
 
+  /** Uses an existing database (the caller creates and drops it) instead of a fresh `orch_r_*` one. */
+  useDatabase(url: string): void {
+    this.database = { url, drop: async () => undefined };
+  }
+
   get databaseUrl(): string {
     return this.database!.url;
   }
@@ -259,7 +264,7 @@ export class Platform {
         const instance = await this.instance(id);
         if (state !== "FAILED" && instance.state === "FAILED") {
           throw Object.assign(new Error(`instance ${id} FAILED: ${JSON.stringify(instance)}`), {
-            fatal: true,
+            stopWaiting: true,
           });
         }
         return instance.state === state ? instance : null;
@@ -291,7 +296,11 @@ export class Platform {
   }
 
   /** Writes a template folder (template.json + one layer) and pushes it with the CLI. */
-  async pushTemplate(spec: TemplateSpec): Promise<{ code: number | null; output: string }> {
+  async pushTemplate(
+    spec: TemplateSpec,
+    /** Push to this S3 (ORCH_S3_* variables) instead of the runtime's default storage. */
+    s3Override?: Record<string, string>,
+  ): Promise<{ code: number | null; output: string }> {
     const folder = join(this.dir, "sources", spec.name);
     const layer = join(folder, "layers", spec.name);
     await mkdir(layer, { recursive: true });
@@ -317,12 +326,12 @@ export class Platform {
     };
     await writeFile(join(folder, "template.json"), JSON.stringify(definition, null, 2));
     const storageArgs =
-      spec.runtime === "process"
+      spec.runtime === "process" && !s3Override
         ? ["--storage", "folder", "--storage-dir", this.folderStorage]
         : ["--storage", "s3"];
     return CliProcess.run(
       ["template", "push", folder, ...storageArgs],
-      { ORCH_URL: this.url, ORCH_TOKEN: this.token, ...this.s3Env() },
+      { ORCH_URL: this.url, ORCH_TOKEN: this.token, ...(s3Override ?? this.s3Env()) },
       this.dir,
     );
   }
