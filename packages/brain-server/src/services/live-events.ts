@@ -37,7 +37,11 @@ export class LiveEvents {
   }
 
   watch(instanceId: string): () => void {
-    this.watchers.set(instanceId, (this.watchers.get(instanceId) ?? 0) + 1);
+    const before = this.watchers.get(instanceId) ?? 0;
+    // The first watcher makes the agent send its recent lines again: an older
+    // backlog here would duplicate them.
+    if (before === 0) this.backlogs.delete(instanceId);
+    this.watchers.set(instanceId, before + 1);
     let done = false;
     return () => {
       if (done) return;

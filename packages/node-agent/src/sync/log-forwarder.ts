@@ -10,6 +10,8 @@ interface Watch {
   abort: AbortController;
   lines: LogBatch["lines"];
   dropped: number;
+  /** The follow stopped (instance gone or not created yet): forgotten once drained. */
+  ended: boolean;
 }
 
 export class LogForwarder {
@@ -38,6 +40,9 @@ export class LogForwarder {
   drain(): LogBatch[] {
     const batches: LogBatch[] = [];
     for (const [instanceId, watch] of this.watches) {
+      // An ended watch is dropped after its last lines go out; the next
+      // `setWatched` that still lists the instance follows it again.
+      if (watch.ended) this.watches.delete(instanceId);
       if (watch.lines.length === 0 && watch.dropped === 0) continue;
       const lines = watch.lines.splice(0);
       if (watch.dropped > 0) {
@@ -66,7 +71,7 @@ export class LogForwarder {
   private follow(instanceId: string): void {
     const runtime = this.runtimeOf(instanceId);
     if (!runtime) return;
-    const watch: Watch = { abort: new AbortController(), lines: [], dropped: 0 };
+    const watch: Watch = { abort: new AbortController(), lines: [], dropped: 0, ended: false };
     this.watches.set(instanceId, watch);
     void (async () => {
       try {
@@ -88,7 +93,11 @@ export class LogForwarder {
           this.onLines();
         }
       } catch {
-        // The instance went away or the watch was cancelled.
+        // The instance went away, is not created yet, or the watch was cancelled.
+      } finally {
+        // A watch that ended is forgotten, so the next sync that still lists the
+        // instance as watched follows it again (e.g. once its process exists).
+        watch.ended = true;
       }
     })();
   }
