@@ -10,9 +10,11 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, sleep, stopAllCliProcesses, waitFor } from "./support/cli-process.js";
-import { type AgentHandle, Platform } from "./support/platform.js";
+import { type AgentHandle, Platform, SH_SERVER } from "./support/platform.js";
+import { snapshot } from "./support/snapshot.js";
 
 const S3RVER = createRequire(import.meta.url).resolve("s3rver/bin/s3rver.js");
 const BUCKET = "orch-resilience";
@@ -142,5 +144,70 @@ describe("S3 unavailable (real processes, own s3rver)", { timeout: 90_000 }, () 
       async () => (await platform.instance(id)).state === "RUNNING",
       { timeoutMs: 60_000, context: () => platform.diagnostics() },
     );
+  });
+
+  // A key with `..` cannot even be planted through s3rver (it normalises the
+  // path), and one starting with `/` is refused by it: the storage adapter's own
+  // tests cover listings that carry them (packages/storage-s3/test). Percent
+  // sequences are stored as they are: they must stay literal names.
+  it("an S3 key with %2e%2e planted in a layer stays a literal name inside the sandbox (never decoded into a traversal)", async () => {
+    await s3.start();
+    const layer = `planted-${Math.random().toString(36).slice(2, 8)}`;
+    const key = "%2e%2e/%2e%2e/escaped.txt";
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+    });
+    try {
+      for (const [path, body] of [
+        ["server.sh", SH_SERVER],
+        [key, "planted\n"],
+      ] as const) {
+        await client.send(
+          new PutObjectCommand({
+            Bucket: BUCKET,
+            Key: `resilience/layers/${layer}/${path}`,
+            Body: body,
+          }),
+        );
+      }
+      // Precondition: the hostile key is stored as such.
+      const listed = await client.send(
+        new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `resilience/layers/${layer}/` }),
+      );
+      const keys = (listed.Contents ?? []).map((o) =>
+        o.Key!.slice(`resilience/layers/${layer}/`.length),
+      );
+      expect(keys).toContain(key);
+    } finally {
+      client.destroy();
+    }
+    const registered = await platform.api("POST", "/templates", {
+      definition: {
+        name: layer,
+        layers: [layer],
+        runtime: { process: { command: ["sh", "server.sh"] } },
+        ports: [{ name: "game", protocol: "tcp" }],
+        resources: { memoryMb: 32, cpu: 0.05, diskMb: 5 },
+        readiness: { log: "ready on", timeoutSeconds: 30 },
+      },
+    });
+    expect(registered.status).toBe(201);
+    const before = await snapshot([platform.dir]);
+    const id = await platform.createInstance(layer, `${layer}-1`);
+    await platform.waitForState(id, "RUNNING");
+    const instanceDir = join(agent.dataDir, "instances", id);
+    const after = await snapshot([platform.dir]);
+    const planted = Object.keys(after).filter((path) => path.endsWith("escaped.txt"));
+    // Only inside the instance folder (and the agent's cache), under its literal name.
+    for (const path of planted) {
+      expect(path.startsWith(agent.dataDir), path).toBe(true);
+      expect(path).toContain("%2e%2e");
+    }
+    expect(planted).toContain(join(instanceDir, key));
+    const added = Object.keys(after).filter((path) => !(path in before));
+    for (const path of added) expect(path.startsWith(agent.dataDir), path).toBe(true);
   });
 });
