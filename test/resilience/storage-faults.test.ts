@@ -31,7 +31,12 @@ class OwnS3 {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   async start(): Promise<void> {
+    if (this.running) return; // a second server on the same port would leak the first
     // --openssl-legacy-provider: without it s3rver answers 500 to paginated listings.
     this.child = spawn(
       process.execPath,
