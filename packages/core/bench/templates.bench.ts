@@ -198,7 +198,7 @@ const bench: BenchModule = {
     const wanted = bench.scenarios.filter(selected);
     if (wanted.length === 0) return [];
     // Odd and generous: copy times on shared VMs swing by several times between runs.
-    const runs = context.quick ? 3 : 7;
+    const runs = context.quick ? 3 : 5;
     const plan = planTree(context.quick);
     const bytes = plan.reduce((sum, file) => sum + file.size, 0);
     context.log(`generating ${plan.length} files, ${(bytes / 2 ** 20).toFixed(0)} MiB in 3 layers`);
