@@ -19,6 +19,7 @@ MYSQL_DATABASE=orch_test
 S3_PORT="${ORCH_SERVICES_S3_PORT:-4569}"
 S3_BUCKET=orch-test
 DOCKER_IMAGE=orchestrator/busybox:test
+NODE_IMAGE=orchestrator/node-app:1 # the demo template's image
 
 log() { echo "services: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -94,7 +95,29 @@ docker_up() {
     tar -C "$rootfs" -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["sh"]' - "$DOCKER_IMAGE" >/dev/null
     rm -rf "$rootfs"
   fi
+  if ! docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
+    # The demo template's Docker flavour: busybox + the project's Node binary
+    # and the shared libraries it links (no registry to pull node:24 from).
+    log "building $NODE_IMAGE from busybox-static and node_modules/.bin/node"
+    [ -x "$NODE" ] || die "run npm install first (the image takes Node from node_modules)"
+    local rootfs node_bin
+    rootfs="$(mktemp -d)"
+    node_bin="$(readlink -f "$NODE")"
+    mkdir -p "$rootfs/bin" "$rootfs/usr/local/bin" "$rootfs/tmp" "$rootfs/data"
+    cp /bin/busybox "$rootfs/bin/busybox"
+    for applet in $("$rootfs/bin/busybox" --list); do
+      [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
+    done
+    cp "$node_bin" "$rootfs/usr/local/bin/node"
+    for lib in $(ldd "$node_bin" | grep -o '/[^ ]*'); do
+      mkdir -p "$rootfs$(dirname "$lib")"
+      cp -L "$lib" "$rootfs$lib"
+    done
+    tar -C "$rootfs" -c . | docker import -c 'ENV PATH=/usr/local/bin:/bin' -c 'CMD ["node"]' - "$NODE_IMAGE" >/dev/null
+    rm -rf "$rootfs"
+  fi
   echo "ORCH_TEST_DOCKER=${DOCKER_HOST:-unix:///var/run/docker.sock}" >>"$ENV_FILE.tmp"
+  echo "ORCH_TEST_NODE_IMAGE=$NODE_IMAGE" >>"$ENV_FILE.tmp"
   echo "ORCH_TEST_DOCKER_IMAGE=$DOCKER_IMAGE" >>"$ENV_FILE.tmp"
 }
 
