@@ -354,7 +354,11 @@ function checkDirectoryPlacement(directory: string, policy: RuntimePolicy, issue
     return;
   }
   for (const system of SYSTEM_PATHS) {
-    if (isPathInside(system, directory) || isPathInside(directory, system)) {
+    // root's home may hold an operator's data folder (`/root/orchestrator/...`);
+    // mounting it or an ancestor of it stays refused.
+    const contains = isPathInside(system, directory);
+    const within = system !== "/root" && isPathInside(directory, system);
+    if (contains || within) {
       issues.forbidden("workingDirectory", `must not be or contain the system path ${system}`);
       return;
     }

@@ -129,6 +129,22 @@ describe("validateRuntimeSpec", () => {
     expect(refusal(spec({ workingDirectory })).code).toBe("FORBIDDEN");
   });
 
+  it("accepts a data folder under root's home, never root's home itself", () => {
+    const rootHome = { instanceRoots: ["/root/orchestrator/instances"] };
+    expect(
+      validateRuntimeSpec(
+        spec({ workingDirectory: "/root/orchestrator/instances/inst-1" }),
+        rootHome,
+      ).workingDirectory,
+    ).toBe("/root/orchestrator/instances/inst-1");
+    expect(refusal(spec({ workingDirectory: "/root" }), rootHome).code).toBe("FORBIDDEN");
+    expect(
+      refusal(spec({ workingDirectory: "/etc/orchestrator/x" }), {
+        instanceRoots: ["/etc/orchestrator"],
+      }).code,
+    ).toBe("FORBIDDEN");
+  });
+
   it("refuses a relative working directory and bad instance ids", () => {
     expect(refusal(spec({ workingDirectory: "instances/x" })).code).toBe("VALIDATION_FAILED");
     expect(refusal(spec({ instanceId: "../x" })).code).toBe("VALIDATION_FAILED");
