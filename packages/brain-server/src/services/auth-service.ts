@@ -26,6 +26,7 @@ import type { LiveEvents } from "./live-events.js";
 import { type Principal, TOKEN_SCOPES } from "./principal.js";
 
 export const MIN_PASSWORD_LENGTH = 10;
+const TOKEN_TOUCH_INTERVAL_MS = 60_000;
 const USERNAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]{1,63}$/;
 
 /** The CSRF token of a session: derived from its secret, so nothing more is stored. */
@@ -116,7 +117,11 @@ export class AuthService {
       if (kind === "apiToken") {
         const found = await this.repositories.tokens.findBySecretHash(hashSecret(bearer), now);
         if (!found || found.user.disabled) return null;
-        await this.repositories.tokens.touch(found.token.id, now);
+        // "Last used" is for people: refreshed at most once a minute, not one write per request.
+        const lastUsed = found.token.lastUsedAt?.getTime() ?? 0;
+        if (now.getTime() - lastUsed >= TOKEN_TOUCH_INTERVAL_MS) {
+          await this.repositories.tokens.touch(found.token.id, now);
+        }
         return {
           kind: "user",
           user: found.user,
