@@ -9,6 +9,7 @@
  */
 import { posix } from "node:path";
 import {
+  assertConsoleLine,
   type Clock,
   ConflictError,
   defineRuntimeCapabilities,
@@ -86,9 +87,6 @@ interface Tracked {
 type Inspected = Dockerode.ContainerInspectInfo;
 
 const NEVER = "0001-01-01T00:00:00Z";
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
-const CONSOLE_LINE_REFUSED = /[\u0000-\u0008\u000a-\u001f\u007f]/;
-const MAX_INPUT_LENGTH = 4096;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms).unref());
@@ -556,14 +554,7 @@ export class DockerRuntime implements Runtime {
 
   async sendInput(instanceId: string, line: string): Promise<void> {
     await this.ready();
-    if (typeof line !== "string" || line.length > MAX_INPUT_LENGTH) {
-      throw new ValidationError([
-        { path: "line", message: `one line of at most ${MAX_INPUT_LENGTH} characters` },
-      ]);
-    }
-    if (CONSOLE_LINE_REFUSED.test(line)) {
-      throw new ValidationError([{ path: "line", message: "one line without control characters" }]);
-    }
+    assertConsoleLine(line);
     const found = await this.require(instanceId);
     if (this.statusOf(found) !== "running") {
       throw new ConflictError(`runtime instance '${instanceId}' is not running`);

@@ -23,6 +23,7 @@ import {
 } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
 import {
+  assertConsoleLine,
   type Clock,
   ConflictError,
   defineRuntimeCapabilities,
@@ -83,9 +84,6 @@ const SHIM = [
 const RECORD_VERSION = 1;
 // How often stop/kill look for the exit of a server this object did not spawn.
 const ACTIVE_POLL_MS = 25;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
-const CONSOLE_LINE_REFUSED = /[\u0000-\u0008\u000a-\u001f\u007f]/;
-const MAX_INPUT_LENGTH = 4096;
 
 interface RunRecord {
   pid: number;
@@ -498,14 +496,7 @@ export class ProcessRuntime implements Runtime {
 
   async sendInput(instanceId: string, line: string): Promise<void> {
     await this.ready();
-    if (typeof line !== "string" || line.length > MAX_INPUT_LENGTH) {
-      throw new ValidationError([
-        { path: "line", message: `one line of at most ${MAX_INPUT_LENGTH} characters` },
-      ]);
-    }
-    if (CONSOLE_LINE_REFUSED.test(line)) {
-      throw new ValidationError([{ path: "line", message: "one line without control characters" }]);
-    }
+    assertConsoleLine(line);
     const attachment = await this.require(instanceId);
     if ((await this.observe(attachment)) !== "running") {
       throw new ConflictError(`runtime instance '${instanceId}' is not running`);

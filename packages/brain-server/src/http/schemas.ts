@@ -4,7 +4,7 @@
  * timestamps) are not part of any body, so sending them is an error.
  * The static types are exported for the panel (`@orchestrator/brain-server/api`).
  */
-import { INSTANCE_STATES, INSTANCE_TRIGGERS } from "@orchestrator/core";
+import { INSTANCE_STATES, INSTANCE_TRIGGERS, MAX_CONSOLE_LINE_LENGTH } from "@orchestrator/core";
 import { type Static, Type } from "typebox";
 
 const strict = { additionalProperties: false } as const;
@@ -93,7 +93,7 @@ export const CreateInstanceBody = Type.Object(
 export type CreateInstanceBody = Static<typeof CreateInstanceBody>;
 
 export const InputBody = Type.Object(
-  { line: Type.String({ minLength: 1, maxLength: 1024 }) },
+  { line: Type.String({ minLength: 1, maxLength: MAX_CONSOLE_LINE_LENGTH }) },
   strict,
 );
 

@@ -6,6 +6,7 @@
  */
 import {
   type Actor,
+  assertConsoleLine,
   type Clock,
   ConflictError,
   type IdGenerator,
@@ -28,7 +29,6 @@ export const INSTANCE_ACTIONS = ["start", "stop", "restart", "kill", "input"] as
 export type InstanceAction = (typeof INSTANCE_ACTIONS)[number];
 
 const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
-const MAX_INPUT_LENGTH = 1024;
 
 /** An instance as the API shows it: secret values masked, pending placement explained. */
 export interface InstanceView extends Omit<StoredInstance, "variables"> {
@@ -164,18 +164,7 @@ export class InstanceService {
     ip: string | null,
     line?: string,
   ): Promise<StoredInstance> {
-    if (action === "input") {
-      if (
-        typeof line !== "string" ||
-        line.length === 0 ||
-        line.length > MAX_INPUT_LENGTH ||
-        /[\r\n\0]/.test(line)
-      ) {
-        throw new ValidationError([
-          { path: "line", message: `must be one line of 1-${MAX_INPUT_LENGTH} characters` },
-        ]);
-      }
-    }
+    if (action === "input") assertConsoleLine(line);
     const effects: Effects = { events: [], wakeNodes: new Set() };
     const result = await this.repositories.transaction(async (tx) => {
       effects.wakeNodes.clear();

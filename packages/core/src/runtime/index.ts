@@ -1,4 +1,5 @@
 /** Pieces shared by runtime implementations: policy, logs, readiness, exit statuses. */
+export * from "./console-line.js";
 export * from "./directory-size.js";
 export * from "./exit-listeners.js";
 export * from "./exit-status.js";
