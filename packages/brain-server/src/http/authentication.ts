@@ -3,7 +3,7 @@
  * panel session cookie) and enforces CSRF for cookie-authenticated mutations.
  * Authorization (roles, scopes) is checked by each route with `requireUser`.
  */
-import { ForbiddenError, type Role, UnauthorizedError } from "@orchestrator/core";
+import { ForbiddenError, type Node, type Role, UnauthorizedError } from "@orchestrator/core";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { safeEqual } from "../auth/secret-tokens.js";
 import type { AuthService } from "../services/auth-service.js";
@@ -59,10 +59,10 @@ export function requireUser(
   return principal as Extract<Principal, { kind: "user" }>;
 }
 
-/** The calling node (agent routes only). */
-export function requireNode(request: FastifyRequest): string {
+/** The calling node, as authentication read it (agent routes only). */
+export function requireNode(request: FastifyRequest): Node {
   const principal = request.principal;
   if (!principal) throw new UnauthorizedError();
   if (principal.kind !== "node") throw new ForbiddenError("agent routes take a node credential");
-  return principal.nodeId;
+  return principal.node;
 }

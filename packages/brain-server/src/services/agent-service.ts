@@ -9,7 +9,6 @@
 import {
   type AgentCommand,
   type Clock,
-  ConflictError,
   type FailureReason,
   type IdGenerator,
   type InstanceEvent,
@@ -28,7 +27,6 @@ import {
   type SyncRequest,
   type SyncResponse,
   templateRuntimes,
-  UnauthorizedError,
 } from "@orchestrator/core";
 import type { FastifyBaseLogger } from "fastify";
 import type { BrainConfig } from "../config/brain-config.js";
@@ -67,10 +65,15 @@ export class AgentService {
     private readonly log: FastifyBaseLogger,
   ) {}
 
-  async sync(nodeId: string, request: SyncRequest, signal?: AbortSignal): Promise<SyncResponse> {
+  /** `authenticated` is the node as the credential check just read it (no second lookup). */
+  async sync(
+    authenticated: Node,
+    request: SyncRequest,
+    signal?: AbortSignal,
+  ): Promise<SyncResponse> {
     const effects: Effects = { events: [], nodeEvents: [] };
-    let node = await this.repositories.nodes.get(nodeId);
-    if (!node) throw new UnauthorizedError("unknown node");
+    let node = authenticated;
+    const nodeId = node.id;
     this.liveness.seen(nodeId);
     if (node.status === "OFFLINE") node = await this.comeBack(node, effects);
     if (request.node) node = await this.updateDescription(node, request);
@@ -280,8 +283,7 @@ export class AgentService {
       );
       this.log.info({ nodeId: node.id, instanceId: item.instanceId }, "destroying a stray copy");
     } catch (error) {
-      if (!(error instanceof ConflictError) && !OrchestratorError.hasCode(error, "CONFLICT"))
-        throw error;
+      if (!OrchestratorError.hasCode(error, "CONFLICT")) throw error;
     }
   }
 

@@ -134,7 +134,7 @@ export class AuthService {
       if (kind === "session") return this.sessionPrincipal(bearer, now, "bearer");
       if (kind === "nodeCredential") {
         const node = await this.repositories.nodes.findByCredentialHash(hashSecret(bearer));
-        return node ? { kind: "node", nodeId: node.id } : null;
+        return node ? { kind: "node", nodeId: node.id, node } : null;
       }
       return null;
     }

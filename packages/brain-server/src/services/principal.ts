@@ -2,7 +2,7 @@
  * Who is calling: a user (through a panel session or an API token) or a node
  * (through its node credential, on the agent routes only).
  */
-import type { Actor, Role, User } from "@orchestrator/core";
+import type { Actor, Node, Role, User } from "@orchestrator/core";
 import { ForbiddenError, roleAtLeast } from "@orchestrator/core";
 
 export type Principal =
@@ -16,7 +16,7 @@ export type Principal =
       csrfExempt: boolean;
     }
   | { kind: "user"; user: User; via: "token"; tokenId: string; scopes: readonly string[] }
-  | { kind: "node"; nodeId: string };
+  | { kind: "node"; nodeId: string; node: Node };
 
 /** API areas that token scopes name (`instances:read`, `nodes:write`, ...). */
 export const SCOPE_AREAS = [

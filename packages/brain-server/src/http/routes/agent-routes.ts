@@ -29,7 +29,7 @@ export const agentRoutes: FastifyPluginAsync<AgentRoutesOptions> = async (
     "/agent/sync",
     { schema: { tags: ["agent"], body: SyncBody } },
     async (request, reply) => {
-      const nodeId = requireNode(request);
+      const node = requireNode(request);
       // A parked sync ends when the agent hangs up (it has something new to say).
       // The response's "close" before it finished is the hang-up; the request's
       // own "close" only means its body was read.
@@ -37,7 +37,7 @@ export const agentRoutes: FastifyPluginAsync<AgentRoutesOptions> = async (
       reply.raw.once("close", () => {
         if (!reply.raw.writableFinished) abort.abort();
       });
-      return agents.sync(nodeId, request.body as SyncRequest, abort.signal);
+      return agents.sync(node, request.body as SyncRequest, abort.signal);
     },
   );
 };
