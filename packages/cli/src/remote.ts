@@ -2,8 +2,7 @@
 import { resolve } from "node:path";
 import { guardPlugin, type TemplateStorage, ValidationError } from "@orchestrator/core";
 import { publishTemplate } from "@orchestrator/core/cache";
-import { FolderTemplateStorage } from "@orchestrator/storage-fs";
-import { S3TemplateStorage } from "@orchestrator/storage-s3";
+import { defaultStorage, loadStorageConfig } from "@orchestrator/node-agent";
 import { ApiClient } from "./api-client.js";
 import { type Io, table } from "./output.js";
 
@@ -12,29 +11,16 @@ export interface Flags {
   values: Record<string, string | string[] | boolean | undefined>;
 }
 
+/** The agent's storage settings (`ORCH_STORAGE`, `ORCH_S3_*`), with `--storage`/`--storage-dir` on top. */
 function storageFrom(io: Io, flags: Flags): TemplateStorage {
-  const kind = String(flags.values.storage ?? io.env.ORCH_STORAGE ?? "folder");
-  if (kind === "s3") {
-    const bucket = io.env.ORCH_S3_BUCKET;
-    if (!bucket)
-      throw new ValidationError([
-        { path: "ORCH_S3_BUCKET", message: "is required with --storage s3" },
-      ]);
-    const { ORCH_S3_ACCESS_KEY_ID: accessKeyId, ORCH_S3_SECRET_ACCESS_KEY: secretAccessKey } =
-      io.env;
-    return new S3TemplateStorage({
-      bucket,
-      region: io.env.ORCH_S3_REGION ?? "us-east-1",
-      ...(io.env.ORCH_S3_PREFIX ? { prefix: io.env.ORCH_S3_PREFIX } : {}),
-      ...(io.env.ORCH_S3_ENDPOINT ? { endpoint: io.env.ORCH_S3_ENDPOINT } : {}),
-      forcePathStyle: io.env.ORCH_S3_FORCE_PATH_STYLE === "true",
-      ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey } } : {}),
-    });
-  }
-  if (kind !== "folder")
-    throw new ValidationError([{ path: "--storage", message: "must be folder or s3" }]);
-  const dir = String(flags.values["storage-dir"] ?? io.env.ORCH_STORAGE_DIR ?? "./templates");
-  return new FolderTemplateStorage({ root: resolve(dir) });
+  const { storage, "storage-dir": storageDir } = flags.values;
+  return defaultStorage(
+    loadStorageConfig({
+      ...io.env,
+      ...(typeof storage === "string" ? { ORCH_STORAGE: storage } : {}),
+      ...(typeof storageDir === "string" ? { ORCH_STORAGE_DIR: storageDir } : {}),
+    }),
+  );
 }
 
 /** `template push <dir>`: uploads changed layer files and template.json, then registers the version. */

@@ -30,7 +30,7 @@ import {
   container as globalContainer,
   instanceCachingFactory,
 } from "tsyringe";
-import type { AgentConfig } from "./config/agent-config.js";
+import type { AgentConfig, StorageConfig } from "./config/agent-config.js";
 import { type AgentLogger, InstanceManager } from "./instances/instance-manager.js";
 import { CommandLedger } from "./state/command-ledger.js";
 import { readCredential, writeCredential } from "./state/credential-store.js";
@@ -96,7 +96,7 @@ export function defaultRuntime(config: AgentConfig): Runtime {
   });
 }
 
-export function defaultStorage(config: AgentConfig): TemplateStorage {
+export function defaultStorage(config: StorageConfig): TemplateStorage {
   if (config.storage === "s3" && config.s3) {
     const { endpoint, region, bucket, prefix, forcePathStyle, accessKeyId, secretAccessKey } =
       config.s3;

@@ -151,7 +151,57 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
   }
 
   const dataDir = resolve(get("ORCH_DATA_DIR") ?? "./.orchestrator/agent");
-  const storage = oneOf("ORCH_STORAGE", ["folder", "s3"] as const, "folder");
+  const { storage, storageDir, s3 } = readStorageConfig(get, issues);
+
+  const config: AgentConfig = {
+    brainUrl,
+    joinToken: get("ORCH_JOIN_TOKEN") ?? null,
+    name: get("ORCH_NODE_NAME") ?? hostname(),
+    dataDir,
+    runtime: oneOf("ORCH_RUNTIME", ["process", "docker"] as const, "process"),
+    storage,
+    storageDir,
+    s3,
+    labels,
+    capacity,
+    portRange,
+    reservedPorts,
+    allowedImages: (get("ORCH_ALLOWED_IMAGES") ?? "")
+      .split(",")
+      .map((image) => image.trim())
+      .filter(Boolean),
+    cacheMaxBytes: number("ORCH_CACHE_MAX_MB", 10_240, 16, 2 ** 30) * 2 ** 20,
+  };
+  if (issues.length > 0) throw new ValidationError(issues);
+  return config;
+}
+
+/** Where templates come from: `ORCH_STORAGE`, `ORCH_STORAGE_DIR`, `ORCH_S3_*`. */
+export type StorageConfig = Pick<AgentConfig, "storage" | "storageDir" | "s3">;
+
+/**
+ * The template storage settings alone (the CLI's `template push` reads the
+ * same variables). Throws `ValidationError` listing every problem.
+ */
+export function loadStorageConfig(env: NodeJS.ProcessEnv = process.env): StorageConfig {
+  const issues: ValidationIssue[] = [];
+  const config = readStorageConfig((name) => env[name] || undefined, issues);
+  if (issues.length > 0) throw new ValidationError(issues);
+  return config;
+}
+
+function readStorageConfig(
+  get: (name: string) => string | undefined,
+  issues: ValidationIssue[],
+): StorageConfig {
+  const raw = get("ORCH_STORAGE") ?? "folder";
+  if (raw !== "folder" && raw !== "s3") {
+    issues.push({
+      path: "ORCH_STORAGE",
+      message: `must be one of folder, s3, got ${JSON.stringify(raw)}`,
+    });
+  }
+  const storage = raw === "s3" ? "s3" : "folder";
   let s3: S3StorageConfig | null = null;
   if (storage === "s3") {
     const bucket = get("ORCH_S3_BUCKET");
@@ -167,26 +217,5 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
       secretAccessKey: get("ORCH_S3_SECRET_ACCESS_KEY") ?? null,
     };
   }
-
-  const config: AgentConfig = {
-    brainUrl,
-    joinToken: get("ORCH_JOIN_TOKEN") ?? null,
-    name: get("ORCH_NODE_NAME") ?? hostname(),
-    dataDir,
-    runtime: oneOf("ORCH_RUNTIME", ["process", "docker"] as const, "process"),
-    storage,
-    storageDir: resolve(get("ORCH_STORAGE_DIR") ?? "./templates"),
-    s3,
-    labels,
-    capacity,
-    portRange,
-    reservedPorts,
-    allowedImages: (get("ORCH_ALLOWED_IMAGES") ?? "")
-      .split(",")
-      .map((image) => image.trim())
-      .filter(Boolean),
-    cacheMaxBytes: number("ORCH_CACHE_MAX_MB", 10_240, 16, 2 ** 30) * 2 ** 20,
-  };
-  if (issues.length > 0) throw new ValidationError(issues);
-  return config;
+  return { storage, storageDir: resolve(get("ORCH_STORAGE_DIR") ?? "./templates"), s3 };
 }
