@@ -1,14 +1,9 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { defineConfig } from "vitest/config";
+import { loadTestServicesEnv } from "./packages/core/src/testing/test-services.js";
 
-// `scripts/services.sh up` writes the test services' variables here; variables
-// already set in the environment win.
-if (existsSync(".services.env")) {
-  for (const line of readFileSync(".services.env", "utf8").split("\n")) {
-    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (match && process.env[match[1]!] === undefined) process.env[match[1]!] = match[2]!;
-  }
-}
+// `scripts/services.sh up` writes the test services' variables to .services.env.
+loadTestServicesEnv();
 
 // Workspace packages are imported from source (no build needed to test).
 // No "module" condition: it selects bundler-only builds (the AWS SDK's dist-es,

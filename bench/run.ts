@@ -7,11 +7,11 @@
  *   `latest-quick-x.*`), so a partial or quick run never clobbers the full report.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { cpus, freemem, loadavg, platform, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { loadTestServicesEnv } from "@orchestrator/core/testing";
 import type { BenchModule, ScenarioResult } from "./lib.js";
 import {
   curveSvg,
@@ -23,14 +23,8 @@ import {
   schedulerCurve,
 } from "./report.js";
 
-// `scripts/services.sh up` writes the services' variables here (as vitest.config.ts
-// reads them); variables already set in the environment win.
-if (existsSync(".services.env")) {
-  for (const line of readFileSync(".services.env", "utf8").split("\n")) {
-    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (match && process.env[match[1]!] === undefined) process.env[match[1]!] = match[2]!;
-  }
-}
+// `scripts/services.sh up` writes the services' variables to .services.env.
+loadTestServicesEnv();
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");

@@ -1,6 +1,6 @@
 /**
  * Repository benchmarks on a SQLite file (WAL) and on MariaDB
- * (`ORCH_TEST_MYSQL_URL`, read from `.services.env` when unset; skipped when
+ * (`ORCH_TEST_MYSQL_URL`; skipped when
  * absent). Every scenario runs interleaved with its baseline on the same
  * database in the same run:
  *
@@ -14,7 +14,6 @@
  *   through the bare driver, rows left raw (the ceiling for a listing).
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { testServiceEnv } from "@orchestrator/core/testing";
 import BetterSqlite3 from "better-sqlite3";
@@ -97,17 +96,7 @@ async function sqliteTarget(tmpDir: string): Promise<Target> {
   };
 }
 
-/** `.services.env` (written by `npm run services up`) when the variable is not already set. */
-function loadServicesEnv(): void {
-  if (process.env.ORCH_TEST_MYSQL_URL || !existsSync(".services.env")) return;
-  for (const line of readFileSync(".services.env", "utf8").split("\n")) {
-    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (match && process.env[match[1]!] === undefined) process.env[match[1]!] = match[2]!;
-  }
-}
-
 async function mysqlTarget(): Promise<Target | string> {
-  loadServicesEnv();
   const env = testServiceEnv("mysql");
   if (!env) return "ORCH_TEST_MYSQL_URL not set (npm run services up)";
   const base = new URL(env.ORCH_TEST_MYSQL_URL!);

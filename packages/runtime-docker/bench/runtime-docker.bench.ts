@@ -4,13 +4,11 @@
  * full local policy, start, ready by log line through the demultiplexed log
  * follow), against `docker run` of the same image and command (attached, the
  * same line read from its output), interleaved in the same run. Needs the
- * Docker test service (`ORCH_TEST_DOCKER`, `ORCH_TEST_DOCKER_IMAGE`, read from
- * `.services.env` when unset); skipped without it.
+ * Docker test service (`ORCH_TEST_DOCKER`, `ORCH_TEST_DOCKER_IMAGE`,); skipped without it.
  * Target: our overhead ≤ 50 ms over `docker run` (medians).
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { waitUntilReady } from "@orchestrator/core";
@@ -22,15 +20,6 @@ import { DockerRuntime } from "../src/index.js";
 const ID = "runtime.docker.start";
 const SERVER = 'echo "booting"\necho "ready"\nwhile :; do sleep 60; done\n';
 const TARGET_OVERHEAD_MS = 50;
-
-/** `.services.env` (written by `npm run services up`) when the variables are not already set. */
-function loadServicesEnv(): void {
-  if (process.env.ORCH_TEST_DOCKER || !existsSync(".services.env")) return;
-  for (const line of readFileSync(".services.env", "utf8").split("\n")) {
-    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (match && process.env[match[1]!] === undefined) process.env[match[1]!] = match[2]!;
-  }
-}
 
 function client(url: string): Dockerode {
   if (url.startsWith("unix://")) return new Dockerode({ socketPath: url.slice("unix://".length) });
@@ -76,7 +65,6 @@ const module: BenchModule = {
   scenarios: [ID],
   async run(context, selected): Promise<ScenarioResult[]> {
     if (!selected(ID)) return [];
-    loadServicesEnv();
     const service = testServiceEnv("docker");
     const skipped = (reason: string): ScenarioResult[] => [
       {

@@ -17,7 +17,7 @@
  * bytes). Quick mode: 300 files, ~3 MB.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { createWriteStream, existsSync, readFileSync } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { mkdir, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
@@ -57,17 +57,10 @@ interface RequestCounter {
   getBytes: number;
 }
 
-/** The bench runs outside vitest, so it reads `.services.env` itself. */
+/** The S3 test service (the bench runner loads `.services.env`). */
 function s3Env(): Record<string, string> | null {
-  const fromEnv = testServiceEnv("s3");
-  if (fromEnv) return { ...fromEnv };
-  if (!existsSync(".services.env")) return null;
-  const values: Record<string, string> = {};
-  for (const line of readFileSync(".services.env", "utf8").split("\n")) {
-    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (match) values[match[1]!] = match[2]!;
-  }
-  return testServiceEnv("s3", values);
+  const env = testServiceEnv("s3");
+  return env ? { ...env } : null;
 }
 
 function counting(client: S3Client): RequestCounter {

@@ -3,6 +3,7 @@
  * A test that needs one reads its variables here: when they are missing the test
  * is skipped with a visible reason, and the repository's guard test fails in CI.
  */
+import { existsSync, readFileSync } from "node:fs";
 
 export const TEST_SERVICES = {
   mysql: ["ORCH_TEST_MYSQL_URL"],
@@ -51,4 +52,19 @@ export function testServiceSkipReason(
   const missing = missingTestServiceEnv(service, env);
   if (missing.length === 0) return null;
   return `${service} tests skipped: ${missing.join(", ")} not set (run: npm run services up)`;
+}
+
+/**
+ * Loads the variables `scripts/services.sh up` wrote (default `.services.env`)
+ * into `env`; variables already set win. Used by the test and bench runners.
+ */
+export function loadTestServicesEnv(
+  path = ".services.env",
+  env: NodeJS.ProcessEnv = process.env,
+): void {
+  if (!existsSync(path)) return;
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (match && env[match[1]!] === undefined) env[match[1]!] = match[2]!;
+  }
 }
