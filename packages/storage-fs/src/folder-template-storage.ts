@@ -47,6 +47,7 @@ import {
   TemplateInvalidError,
   type TemplateStorage,
   type TemplateStorageCapabilities,
+  templateDocumentBytes,
   UnavailableError,
   ValidationError,
   type ValidationIssue,
@@ -545,13 +546,7 @@ export class FolderTemplateStorage implements TemplateStorage {
     options: { signal?: AbortSignal } = {},
   ): Promise<void> {
     this.writableOrThrow();
-    assertTemplateName(name);
-    const bytes = Buffer.from(json, "utf8");
-    if (bytes.length > MAX_TEMPLATE_DOCUMENT_BYTES) {
-      throw new ValidationError([
-        { path: "json", message: `must be at most ${MAX_TEMPLATE_DOCUMENT_BYTES} bytes` },
-      ]);
-    }
+    const bytes = templateDocumentBytes(name, json);
     options.signal?.throwIfAborted();
     await this.writeAtomically(
       this.documentPath(name),

@@ -42,6 +42,7 @@ import {
   TemplateInvalidError,
   type TemplateStorage,
   type TemplateStorageCapabilities,
+  templateDocumentBytes,
   ValidationError,
   type ValidationIssue,
   type WriteBody,
@@ -575,13 +576,7 @@ export class S3TemplateStorage implements TemplateStorage {
     options: { signal?: AbortSignal } = {},
   ): Promise<void> {
     this.writableOrThrow();
-    assertTemplateName(name);
-    const bytes = Buffer.from(json, "utf8");
-    if (bytes.length > MAX_TEMPLATE_DOCUMENT_BYTES) {
-      throw new ValidationError([
-        { path: "json", message: `must be at most ${MAX_TEMPLATE_DOCUMENT_BYTES} bytes` },
-      ]);
-    }
+    const bytes = templateDocumentBytes(name, json);
     options.signal?.throwIfAborted();
     await this.send(
       `templates/${name}/template.json`,

@@ -6,8 +6,10 @@ import type { TemplateDefinition } from "../domain/template.js";
 import {
   type OrchestratorErrorOptions,
   TemplateInvalidError,
+  ValidationError,
   type ValidationIssue,
 } from "../errors/orchestrator-error.js";
+import { assertTemplateName } from "./names.js";
 import { INVALID } from "./schema-builder.js";
 import {
   MAX_TEMPLATE_DOCUMENT_BYTES,
@@ -111,4 +113,19 @@ export async function templateDefinitionDigest(definition: TemplateDefinition): 
 /** A definition as `template.json` text (two-space indent, trailing newline). */
 export function formatTemplateDocument(definition: TemplateDefinition): string {
   return `${JSON.stringify(definition, null, 2)}\n`;
+}
+
+/**
+ * What a storage adapter writes as `templates/<name>/template.json`: checks the
+ * name and the size limit (every adapter enforces the same two), returns UTF-8 bytes.
+ */
+export function templateDocumentBytes(name: string, json: string): Uint8Array {
+  assertTemplateName(name);
+  const bytes = encoder.encode(json);
+  if (bytes.length > MAX_TEMPLATE_DOCUMENT_BYTES) {
+    throw new ValidationError([
+      { path: "json", message: `must be at most ${MAX_TEMPLATE_DOCUMENT_BYTES} bytes` },
+    ]);
+  }
+  return bytes;
 }
