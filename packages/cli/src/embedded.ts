@@ -7,7 +7,14 @@ import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Brain, buildBrain, loadBrainConfig, TOKENS } from "@orchestrator/brain-server";
+import {
+  type Brain,
+  buildBrain,
+  loadBrainConfig,
+  type NodeService,
+  type TemplateService,
+  TOKENS,
+} from "@orchestrator/brain-server";
 import { guardPlugin, type Repositories, type TemplateStorage } from "@orchestrator/core";
 import { publishTemplate } from "@orchestrator/core/cache";
 import { type Agent, createAgent, loadAgentConfig } from "@orchestrator/node-agent";
@@ -109,13 +116,7 @@ export async function startAgentOnly(io: Io): Promise<number> {
 
 /** A join token for the embedded agent (created directly, it never leaves the process). */
 async function localJoinToken(brain: Brain): Promise<string> {
-  const nodes = brain.container.resolve<{
-    createJoinToken(
-      actor: { kind: "system"; id: string },
-      minutes: number,
-      ip: string | null,
-    ): Promise<{ secret: string }>;
-  }>(TOKENS.NodeService);
+  const nodes = brain.container.resolve<NodeService>(TOKENS.NodeService);
   const { secret } = await nodes.createJoinToken({ kind: "system", id: "embedded" }, 10, null);
   return secret;
 }
@@ -134,13 +135,7 @@ async function seedDemo(
   try {
     const published = await publishTemplate(storage, DEMO_TEMPLATE_DIR);
     const repositories = brain.container.resolve<Repositories>(TOKENS.Repositories);
-    const templates = brain.container.resolve<{
-      register(
-        source: { definition: unknown },
-        actor: { kind: "system"; id: string },
-        ip: string | null,
-      ): Promise<unknown>;
-    }>(TOKENS.TemplateService);
+    const templates = brain.container.resolve<TemplateService>(TOKENS.TemplateService);
     if (!(await repositories.templates.get(published.name))) {
       await templates.register(
         { definition: published.definition },
