@@ -57,19 +57,6 @@ export type InstanceTrigger = (typeof INSTANCE_TRIGGERS)[number];
 
 type Targets = readonly InstanceState[];
 
-/** States in which the instance (or its directory) may exist on a node. */
-const ON_NODE: Targets = [
-  "SCHEDULED",
-  "PREPARING",
-  "PREPARED",
-  "STARTING",
-  "RUNNING",
-  "STOPPING",
-  "STOPPED",
-  "FAILED",
-  "DESTROYING",
-];
-
 /**
  * The transition table. A trigger absent from a state's row is illegal there.
  * Most triggers have one target; `found` lists the states a node may report.
@@ -162,12 +149,6 @@ const TABLE: Readonly<Record<InstanceState, Readonly<Partial<Record<InstanceTrig
 export const TERMINAL_INSTANCE_STATES: readonly InstanceState[] = INSTANCE_STATES.filter(
   (state) => Object.keys(TABLE[state]).length === 0,
 );
-
-/** States in which a server process/container may be alive on its node. */
-export const ACTIVE_INSTANCE_STATES: readonly InstanceState[] = ["STARTING", "RUNNING", "STOPPING"];
-
-/** States that hold node capacity (ports, memory, CPU, disk). */
-export const RESERVING_INSTANCE_STATES: readonly InstanceState[] = [...ON_NODE, "LOST"];
 
 export class IllegalTransitionError extends OrchestratorError {
   readonly from: InstanceState | string;
