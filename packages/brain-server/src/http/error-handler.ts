@@ -20,6 +20,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   PAYLOAD_TOO_LARGE: 413,
   PLUGIN_STATE: 503,
   INTERNAL: 500,
+  AGENT_IDENTITY_CONFLICT: 409,
 };
 
 export interface ErrorBody {

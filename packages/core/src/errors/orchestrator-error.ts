@@ -18,6 +18,8 @@ export const ERROR_CODES = [
   "PAYLOAD_TOO_LARGE",
   "PLUGIN_STATE",
   "INTERNAL",
+  /** A second agent process syncs with a node credential another live process holds. */
+  "AGENT_IDENTITY_CONFLICT",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
