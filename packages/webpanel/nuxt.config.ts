@@ -32,5 +32,18 @@ export default defineNuxtConfig({
     server: { proxy: { "/api": process.env.ORCH_BRAIN_URL ?? "http://127.0.0.1:8080" } },
   },
   nitro: { preset: "static" },
-  typescript: { typeCheck: false },
+  typescript: {
+    // `npm run typecheck` (vue-tsc) checks the app, templates included, as part
+    // of the repo's `npm run check`; the build itself does not type-check.
+    typeCheck: false,
+    tsConfig: {
+      vueCompilerOptions: {
+        // A misspelt component, event or directive is an error, not a silent
+        // no-op. (Unknown props stay allowed: they would flag every data-*.)
+        checkUnknownComponents: true,
+        checkUnknownEvents: true,
+        checkUnknownDirectives: true,
+      },
+    },
+  },
 });
