@@ -242,6 +242,43 @@ export const SyncBody = Type.Object(
       ),
       { maxItems: 500 },
     ),
+    agentSessionId: Type.Optional(Type.String({ minLength: 8, maxLength: 64, pattern: "^[A-Za-z0-9_-]+$" })),
+    releaseSession: Type.Optional(Type.Boolean()),
+    stats: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            instanceId: Type.String({ maxLength: 128 }),
+            at: Type.String({ maxLength: 64 }),
+            cpu: Type.Number({ minimum: 0, maximum: 1e6 }),
+            memoryBytes: Type.Number({ minimum: 0, maximum: 1e18 }),
+            memoryLimitBytes: Type.Union([Type.Number({ minimum: 0, maximum: 1e18 }), Type.Null()]),
+            networkRxBytes: Type.Union([Type.Number({ minimum: 0, maximum: 1e18 }), Type.Null()]),
+            networkTxBytes: Type.Union([Type.Number({ minimum: 0, maximum: 1e18 }), Type.Null()]),
+            diskBytes: Type.Union([Type.Number({ minimum: 0, maximum: 1e18 }), Type.Null()]),
+          },
+          strict,
+        ),
+        { maxItems: 500 },
+      ),
+    ),
+    statsUnsupported: Type.Optional(
+      Type.Array(Type.String({ maxLength: 128 }), { maxItems: 500 }),
+    ),
+    runtimes: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            kind: Type.String({ minLength: 1, maxLength: 32 }),
+            available: Type.Boolean(),
+            reason: Type.Optional(Type.String({ maxLength: 2000 })),
+            since: Type.String({ maxLength: 64 }),
+          },
+          strict,
+        ),
+        { maxItems: 8 },
+      ),
+    ),
     wait: Type.Boolean(),
   },
   strict,
