@@ -1,6 +1,5 @@
 // The panel is a static SPA served by the Brain at `/`: no server rendering,
 // no telemetry, no fonts or scripts from other hosts.
-import { fileURLToPath } from "node:url";
 
 export default defineNuxtConfig({
   compatibilityDate: "2026-01-01",
@@ -8,13 +7,6 @@ export default defineNuxtConfig({
   telemetry: false,
   devtools: { enabled: false },
   css: ["~/assets/panel.css"],
-  alias: {
-    // core's template.json validator is browser-safe, but the package root also
-    // exports Node-only code: the panel imports the module itself.
-    "#template-document": fileURLToPath(
-      new URL("../core/src/template-document/index.ts", import.meta.url),
-    ),
-  },
   app: {
     head: {
       htmlAttrs: { lang: "en" },

@@ -3,7 +3,7 @@
 // have no extension so Nuxt's auto-import scanner can resolve them. The API
 // types are listed by name: the scanner skips `export type *`, and the pages
 // would then see them as unknown names (vue-tsc reports that).
-export { validateTemplateDocument } from "#template-document";
+export { validateTemplateDocument } from "@orchestrator/core/template-document";
 export * from "../../src/ui/ansi";
 export * from "../../src/ui/api-client";
 export type {
