@@ -53,9 +53,12 @@ import { LivenessRound } from "./loops/liveness-round.js";
 import { SchedulingRound } from "./loops/scheduling-loop.js";
 import { Counter, Gauge, Histogram, MetricsRegistry } from "./metrics/metrics-registry.js";
 import { AgentService } from "./services/agent-service.js";
+import { AgentSessions } from "./services/agent-sessions.js";
 import { AuthService } from "./services/auth-service.js";
 import { InstanceService } from "./services/instance-service.js";
+import { InstanceStats } from "./services/instance-stats.js";
 import { LiveEvents } from "./services/live-events.js";
+import { NodeRuntimeStatus, runtimeAvailabilityFilter } from "./services/node-runtime-status.js";
 import { NodeService } from "./services/node-service.js";
 import { NodeSignals } from "./services/node-signals.js";
 import { PlacementExplanations } from "./services/placement-explanations.js";
@@ -86,6 +89,9 @@ export const TOKENS = {
   LivenessRound: Symbol.for("orchestrator.brain.LivenessRound"),
   CommandExpiryRound: Symbol.for("orchestrator.brain.CommandExpiryRound"),
   WebhookDispatcher: Symbol.for("orchestrator.brain.WebhookDispatcher"),
+  InstanceStats: Symbol.for("orchestrator.brain.InstanceStats"),
+  AgentSessions: Symbol.for("orchestrator.brain.AgentSessions"),
+  NodeRuntimeStatus: Symbol.for("orchestrator.brain.NodeRuntimeStatus"),
 } as const;
 
 export interface BrainOverrides {
@@ -180,6 +186,21 @@ export async function buildBrain(
   factory(TOKENS.PlacementExplanations, () => new PlacementExplanations());
   factory(TOKENS.Metrics, () => new MetricsRegistry());
   factory(
+    TOKENS.InstanceStats,
+    (c) =>
+      new InstanceStats({
+        // A first viewer wakes the node's parked sync: sampling starts now, not at its next poll.
+        onFirstWatch: (_instanceId, nodeId) => {
+          if (nodeId) c.resolve<NodeSignals>(TOKENS.NodeSignals).wake(nodeId);
+        },
+      }),
+  );
+  factory(
+    TOKENS.AgentSessions,
+    (c) => new AgentSessions(c.resolve<Clock>(TOKENS.Clock), 2 * config.heartbeatIntervalMs),
+  );
+  factory(TOKENS.NodeRuntimeStatus, () => new NodeRuntimeStatus());
+  factory(
     TOKENS.LivenessMonitor,
     (c) =>
       new LivenessMonitor(c.resolve<Clock>(TOKENS.Clock), {
@@ -245,6 +266,7 @@ export async function buildBrain(
       config,
       c.resolve(TOKENS.LivenessMonitor),
       d.live,
+      c.resolve<NodeRuntimeStatus>(TOKENS.NodeRuntimeStatus),
     );
   });
   factory(TOKENS.AgentService, (c) => {
@@ -258,6 +280,21 @@ export async function buildBrain(
       d.live,
       d.signals,
       d.log,
+      {
+        stats: c.resolve<InstanceStats>(TOKENS.InstanceStats),
+        sessions: c.resolve<AgentSessions>(TOKENS.AgentSessions),
+        runtimeStatus: c.resolve<NodeRuntimeStatus>(TOKENS.NodeRuntimeStatus),
+        alert: (type, id, payload) =>
+          c.resolve<WebhookDispatcher>(TOKENS.WebhookDispatcher).alert(type, id, payload),
+        identityConflicts: c
+          .resolve<MetricsRegistry>(TOKENS.Metrics)
+          .register(
+            new Counter(
+              "orch_agent_identity_conflicts_total",
+              "Agent syncs refused because another agent process holds the node's credential",
+            ),
+          ),
+      },
     );
   });
   factory(TOKENS.SchedulingRound, (c) => {
@@ -269,11 +306,19 @@ export async function buildBrain(
         "Duration of scheduling rounds that placed something",
       ),
     );
+    const options = c.resolve<SchedulerOptions>(TOKENS.SchedulerOptions);
     return new SchedulingRound(
       d.repositories,
       d.clock,
       d.ids,
-      c.resolve(TOKENS.SchedulerOptions),
+      {
+        ...options,
+        // Nodes whose runtime is down (as their agent reports) take nothing that needs it.
+        filters: [
+          ...(options.filters ?? []),
+          runtimeAvailabilityFilter(c.resolve<NodeRuntimeStatus>(TOKENS.NodeRuntimeStatus)),
+        ],
+      },
       c.resolve(TOKENS.PlacementExplanations),
       d.live,
       d.signals,
@@ -317,6 +362,8 @@ export async function buildBrain(
   const instancesByState: Gauge = metrics.register(
     new Gauge("orch_instances", "Instances by observed state", async () => {
       const counts = await repositories.instances.countByState();
+  const instanceStats = container.resolve<InstanceStats>(TOKENS.InstanceStats);
+  const unsubscribeStats = live.events.subscribe((event) => instanceStats.onEvent(event));
       instancesByState.replace(INSTANCE_STATES.map((state) => [{ state }, counts[state] ?? 0]));
     }),
   );
@@ -406,6 +453,7 @@ export async function buildBrain(
         agents: container.resolve<AgentService>(TOKENS.AgentService),
       });
     },
+        stats: instanceStats,
     { prefix: API_PREFIX },
   );
   app.get("/healthz", { schema: { hide: true } }, async () => ({ ok: true }));
@@ -454,3 +502,4 @@ export async function buildBrain(
     },
   };
 }
+      unsubscribeStats();

@@ -242,7 +242,9 @@ export const SyncBody = Type.Object(
       ),
       { maxItems: 500 },
     ),
-    agentSessionId: Type.Optional(Type.String({ minLength: 8, maxLength: 64, pattern: "^[A-Za-z0-9_-]+$" })),
+    agentSessionId: Type.Optional(
+      Type.String({ minLength: 8, maxLength: 64, pattern: "^[A-Za-z0-9_-]+$" }),
+    ),
     releaseSession: Type.Optional(Type.Boolean()),
     stats: Type.Optional(
       Type.Array(
@@ -262,9 +264,7 @@ export const SyncBody = Type.Object(
         { maxItems: 500 },
       ),
     ),
-    statsUnsupported: Type.Optional(
-      Type.Array(Type.String({ maxLength: 128 }), { maxItems: 500 }),
-    ),
+    statsUnsupported: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 500 })),
     runtimes: Type.Optional(
       Type.Array(
         Type.Object(

@@ -31,8 +31,13 @@ import {
 import type { FastifyBaseLogger } from "fastify";
 import type { BrainConfig } from "../config/brain-config.js";
 import type { LivenessMonitor } from "../liveness/liveness-monitor.js";
+import type { Counter } from "../metrics/metrics-registry.js";
+import { AgentSessions } from "./agent-sessions.js";
+import { InstanceStats } from "./instance-stats.js";
 import type { LiveEvents } from "./live-events.js";
+import { NodeRuntimeStatus } from "./node-runtime-status.js";
 import type { NodeSignals } from "./node-signals.js";
+import type { WebhookEvent } from "./webhook-dispatcher.js";
 
 /** Commands handed out per sync. */
 const COMMANDS_PER_SYNC = 50;
@@ -53,7 +58,34 @@ interface Effects {
   nodeEvents: NodeEvent[];
 }
 
+/** Samples accepted per sync (one per watched instance is what an agent sends). */
+const STATS_PER_SYNC = 500;
+/** A refused agent session is alerted on again after this long (it retries every window). */
+const CONFLICT_ALERT_EVERY_MS = 10 * 60_000;
+
+/** The parts of the agent protocol kept in memory beside the sync (stats, sessions, runtime health). */
+export interface AgentServiceExtras {
+  stats?: InstanceStats;
+  sessions?: AgentSessions;
+  runtimeStatus?: NodeRuntimeStatus;
+  /** Operators' alert channel (webhooks). */
+  alert?: (type: WebhookEvent, id: string, payload: Record<string, unknown>) => void;
+  /** Counts refused syncs by node. */
+  identityConflicts?: Counter;
+}
+
+/** Where a sync came from (audit entries name it). */
+export interface SyncContext {
+  ip?: string;
+}
+
 export class AgentService {
+  readonly stats: InstanceStats;
+  readonly sessions: AgentSessions;
+  readonly runtimeStatus: NodeRuntimeStatus;
+  /** `${nodeId} ${sessionId}` → monotonic ms of the last alert about it. */
+  private readonly conflictAlerts = new Map<string, number>();
+
   constructor(
     private readonly repositories: Repositories,
     private readonly clock: Clock,
@@ -63,10 +95,116 @@ export class AgentService {
     private readonly live: LiveEvents,
     private readonly signals: NodeSignals,
     private readonly log: FastifyBaseLogger,
-  ) {}
+    private readonly extras: AgentServiceExtras = {},
+  ) {
+    this.stats = extras.stats ?? new InstanceStats();
+    // Silent for one heartbeat plus one more of grace: the holder is gone.
+    this.sessions = extras.sessions ?? new AgentSessions(clock, 2 * config.heartbeatIntervalMs);
+    this.runtimeStatus = extras.runtimeStatus ?? new NodeRuntimeStatus();
+  }
 
-  /** `authenticated` is the node as the credential check just read it (no second lookup). */
+  /**
+   * `authenticated` is the node as the credential check just read it (no
+   * second lookup). Refused with AGENT_IDENTITY_CONFLICT when another live
+   * agent process holds the node.
+   */
   async sync(
+    authenticated: Node,
+    request: SyncRequest,
+    signal?: AbortSignal,
+    context: SyncContext = {},
+  ): Promise<SyncResponse> {
+    const sessionId = request.agentSessionId;
+    // Agents older than session ids are admitted as before.
+    if (sessionId === undefined) return this.syncAdmitted(authenticated, request, signal);
+    await this.admitSession(authenticated, sessionId, context);
+    try {
+      const response = await this.syncAdmitted(authenticated, request, signal);
+      if (request.releaseSession) this.sessions.release(authenticated.id, sessionId);
+      return response;
+    } finally {
+      this.sessions.end(authenticated.id, sessionId);
+    }
+  }
+
+  private async admitSession(node: Node, sessionId: string, context: SyncContext): Promise<void> {
+    const verdict = this.sessions.begin(node.id, sessionId);
+    if (verdict.accepted) {
+      if (verdict.takeover)
+        this.log.info(
+          { nodeId: node.id, silentMs: verdict.takeover.silentMs },
+          "a new agent process took over the node (the previous one went silent)",
+        );
+      return;
+    }
+    this.extras.identityConflicts?.inc({ node: node.id });
+    const key = `${node.id} ${sessionId}`;
+    const now = this.clock.monotonicMs();
+    const alertedAt = this.conflictAlerts.get(key);
+    if (alertedAt === undefined || now - alertedAt >= CONFLICT_ALERT_EVERY_MS) {
+      this.conflictAlerts.set(key, now);
+      if (this.conflictAlerts.size > 1000) {
+        const oldest = this.conflictAlerts.keys().next().value;
+        if (oldest !== undefined) this.conflictAlerts.delete(oldest);
+      }
+      await this.alertConflict(node, sessionId, verdict.holder, context);
+    }
+    throw new OrchestratorError(
+      "AGENT_IDENTITY_CONFLICT",
+      `another agent process is using the credential of node ${node.name}: this one is refused while the other is alive (a copied state dir or credential?)`,
+      {
+        details: {
+          nodeId: node.id,
+          retryAfterMs: verdict.retryAfterMs,
+          retryAfterSeconds: Math.ceil(verdict.retryAfterMs / 1000),
+        },
+      },
+    );
+  }
+
+  private async alertConflict(
+    node: Node,
+    refused: string,
+    holder: string,
+    context: SyncContext,
+  ): Promise<void> {
+    const at = this.clock.now();
+    // Session ids are random and short-lived; a prefix identifies them in logs without
+    // handing a full one to whoever reads the audit log.
+    const details = {
+      nodeName: node.name,
+      refusedSession: refused.slice(0, 8),
+      holderSession: holder.slice(0, 8),
+    };
+    this.log.error(
+      { nodeId: node.id, ...details, ip: context.ip },
+      "two agent processes use one node credential: the second is refused",
+    );
+    try {
+      await this.repositories.audit.append({
+        at,
+        actor: { kind: "node", id: node.id },
+        action: "node.identity-conflict",
+        target: `node:${node.id}`,
+        details,
+        source: context.ip ?? null,
+      });
+    } catch (error) {
+      this.log.warn({ nodeId: node.id, err: error }, "could not audit an identity conflict");
+    }
+    this.extras.alert?.(
+      "node.identity_conflict",
+      `conflict_${node.id}_${refused.slice(0, 8)}_${at.getTime()}`,
+      {
+        nodeId: node.id,
+        ...details,
+        source: context.ip ?? null,
+        at: at.toISOString(),
+      },
+    );
+  }
+
+  private async syncAdmitted(
     authenticated: Node,
     request: SyncRequest,
     signal?: AbortSignal,
@@ -77,6 +215,7 @@ export class AgentService {
     this.liveness.seen(nodeId);
     if (node.status === "OFFLINE") node = await this.comeBack(node, effects);
     if (request.node) node = await this.updateDescription(node, request);
+    this.acceptRuntimeStatus(node, request);
 
     let acknowledged = 0;
     for (const report of [...request.reports].sort((a, b) => a.n - b.n)) {
@@ -101,6 +240,7 @@ export class AgentService {
     }
     const onNode = await this.reconcileInventory(node, request.inventory, effects);
     this.acceptLogs(onNode, request);
+    await this.acceptStats(node, onNode, request);
     this.publish(effects);
 
     let commands = await this.claim(node);
@@ -123,6 +263,7 @@ export class AgentService {
       acknowledgedReports: acknowledged,
       commands,
       watchLogs: this.live.watchedInstances().filter((id) => onNode.has(id)),
+      watchStats: this.stats.watchedInstances().filter((id) => onNode.has(id)),
       heartbeatIntervalMs: this.config.heartbeatIntervalMs,
     };
   }
@@ -342,6 +483,54 @@ export class AgentService {
           at: line.at,
         })),
       );
+    }
+  }
+
+  /** Runtime health as the agent sees it: kept in memory; the scheduler avoids unavailable runtimes. */
+  private acceptRuntimeStatus(node: Node, request: SyncRequest): void {
+    for (const change of this.runtimeStatus.report(node.id, request.runtimes)) {
+      if (change.available)
+        this.log.info({ nodeId: node.id, runtime: change.kind }, "node runtime available again");
+      else
+        this.log.warn(
+          { nodeId: node.id, runtime: change.kind, reason: change.reason },
+          "node runtime unavailable: no new placements need it there",
+        );
+    }
+  }
+
+  /**
+   * Stats samples of the node's own RUNNING instances (anything else is
+   * ignored). The memory limit is the instance's reservation when the agent
+   * does not know one.
+   */
+  private async acceptStats(
+    node: Node,
+    onNode: ReadonlySet<string>,
+    request: SyncRequest,
+  ): Promise<void> {
+    for (const instanceId of request.statsUnsupported ?? []) {
+      if (onNode.has(instanceId))
+        this.stats.markUnsupported(
+          instanceId,
+          `the runtime of this instance on node ${node.name} does not report resource usage`,
+        );
+    }
+    for (const sample of (request.stats ?? []).slice(0, STATS_PER_SYNC)) {
+      if (!onNode.has(sample.instanceId) || Number.isNaN(Date.parse(sample.at))) continue;
+      const instance = await this.repositories.instances.get(sample.instanceId);
+      if (instance?.nodeId !== node.id || instance.state !== "RUNNING") continue;
+      const reservedBytes = instance.resources.memoryMb * 1024 * 1024;
+      this.stats.push({
+        instanceId: sample.instanceId,
+        at: sample.at,
+        cpu: sample.cpu,
+        memoryBytes: sample.memoryBytes,
+        memoryLimitBytes: sample.memoryLimitBytes ?? (reservedBytes > 0 ? reservedBytes : null),
+        networkRxBytes: sample.networkRxBytes,
+        networkTxBytes: sample.networkTxBytes,
+        diskBytes: sample.diskBytes,
+      });
     }
   }
 

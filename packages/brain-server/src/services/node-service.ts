@@ -14,6 +14,7 @@ import {
   type NodeTrigger,
   NotFoundError,
   type Repositories,
+  type RuntimeStatus,
   type StoredInstance,
   UnauthorizedError,
 } from "@orchestrator/core";
@@ -21,10 +22,17 @@ import { generateSecret, hashSecret } from "../auth/secret-tokens.js";
 import type { BrainConfig } from "../config/brain-config.js";
 import type { LivenessMonitor } from "../liveness/liveness-monitor.js";
 import type { LiveEvents } from "./live-events.js";
+import type { NodeRuntimeStatus } from "./node-runtime-status.js";
 
 export interface NodeView extends Node {
   /** Milliseconds since the last heartbeat this Brain saw, or null. */
   silenceMs: number | null;
+  /**
+   * Runtimes the node's agent reports unavailable (a stopped or hung Docker
+   * engine), with the reason; empty when every runtime answers. Nothing that
+   * needs one of them is placed on the node.
+   */
+  unavailableRuntimes: RuntimeStatus[];
 }
 
 export class NodeService {
@@ -35,10 +43,15 @@ export class NodeService {
     private readonly config: BrainConfig,
     private readonly liveness: LivenessMonitor,
     private readonly live: LiveEvents,
+    private readonly runtimeStatus: NodeRuntimeStatus | null = null,
   ) {}
 
   view(node: Node): NodeView {
-    return { ...node, silenceMs: this.liveness.silenceMs(node.id) };
+    return {
+      ...node,
+      silenceMs: this.liveness.silenceMs(node.id),
+      unavailableRuntimes: this.runtimeStatus?.unavailableOf(node.id) ?? [],
+    };
   }
 
   list(): Promise<Node[]> {

@@ -1,6 +1,7 @@
 /**
  * Webhooks for the events operators page on: instance FAILED or LOST, node
- * OFFLINE or ONLINE. Each delivery is a JSON POST signed with HMAC-SHA256 of the
+ * OFFLINE or ONLINE, and alerts that are not lifecycle transitions (two agent
+ * processes using one node's credential: `node.identity_conflict`). Each delivery is a JSON POST signed with HMAC-SHA256 of the
  * body (`X-Orchestrator-Signature: sha256=<hex>`), with an id receivers can
  * deduplicate by, retried with jittered backoff. Deliveries are kept in memory:
  * a Brain restart drops the ones still retrying (the event log keeps the facts).
@@ -15,6 +16,7 @@ export const WEBHOOK_EVENTS = [
   "instance.lost",
   "node.offline",
   "node.online",
+  "node.identity_conflict",
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
@@ -49,6 +51,19 @@ export class WebhookDispatcher {
     const type = webhookEventOf(event);
     if (!type || this.closed) return;
     const body = JSON.stringify({ id: `evt_${event.seq}`, type, event });
+    for (const hook of this.hooks) {
+      if (hook.events.length > 0 && !hook.events.includes(type)) continue;
+      void this.deliver(hook, body, 1);
+    }
+  }
+
+  /**
+   * Sends an alert that is not a logged lifecycle event. `id` is stable per
+   * occurrence so receivers can deduplicate retried deliveries.
+   */
+  alert(type: WebhookEvent, id: string, payload: Record<string, unknown>): void {
+    if (this.closed) return;
+    const body = JSON.stringify({ id, type, alert: payload });
     for (const hook of this.hooks) {
       if (hook.events.length > 0 && !hook.events.includes(type)) continue;
       void this.deliver(hook, body, 1);

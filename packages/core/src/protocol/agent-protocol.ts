@@ -72,13 +72,65 @@ export interface LogBatch {
   lines: { stream: "stdout" | "stderr"; line: string; at: string }[];
 }
 
+/**
+ * One resource-usage sample of a running instance (`Runtime.stats()` as it
+ * travels): pushed up by the agent while someone watches the instance's
+ * stats, kept by the Brain (latest per instance) and streamed to viewers of
+ * `GET /api/v1/instances/:id/stats`. Unknown figures are null.
+ */
+export interface InstanceStatsSample {
+  instanceId: string;
+  /** When the figures were taken (ISO 8601). */
+  at: string;
+  /** CPU usage in cores (1.5 = one and a half cores busy). */
+  cpu: number;
+  /** Resident memory in bytes. */
+  memoryBytes: number;
+  /** The instance's memory reservation in bytes (a hard limit where the runtime enforces limits). */
+  memoryLimitBytes: number | null;
+  networkRxBytes: number | null;
+  networkTxBytes: number | null;
+  /** Bytes used by the instance directory. */
+  diskBytes: number | null;
+}
+
+/** Whether one of the node's runtimes answers (a stopped or hung engine does not). */
+export interface RuntimeStatus {
+  kind: RuntimeKind;
+  available: boolean;
+  /** Why it is unavailable ("docker engine did not answer within 5 s"). */
+  reason?: string;
+  /** Since when it is in this state (ISO 8601). */
+  since: string;
+}
+
 export interface SyncRequest {
   /** Present when the node's description changed since the last sync. */
   node?: Partial<NodeDescription>;
+  /**
+   * Random id of this agent process, the same on every sync it sends. The
+   * Brain lets one session hold a node at a time: a second process using the
+   * same credential is refused (`AGENT_IDENTITY_CONFLICT`) while the holder is
+   * alive. Optional for agents older than this field.
+   */
+  agentSessionId?: string;
+  /** The agent is shutting down: the Brain may hand the node to a new session at once. */
+  releaseSession?: boolean;
   inventory: InventoryItem[];
   reports: SyncReport[];
   commandResults: CommandResultReport[];
   logs: LogBatch[];
+  /** Latest samples of the instances named in `SyncResponse.watchStats`. */
+  stats?: InstanceStatsSample[];
+  /** Watched instances whose runtime cannot report stats (sent once per watch). */
+  statsUnsupported?: string[];
+  /**
+   * Status of every runtime of the node. Sent while any runtime is
+   * unavailable (on every sync, so a restarted Brain or another replica learns
+   * it at once) and on the first sync after a change; absent means all are
+   * available.
+   */
+  runtimes?: RuntimeStatus[];
   /** May the Brain park this call until there is something to say? */
   wait: boolean;
 }
@@ -111,6 +163,8 @@ export interface SyncResponse {
   commands: AgentCommand[];
   /** Instances whose logs someone is watching: push their lines. */
   watchLogs: string[];
+  /** Instances whose stats someone is watching: sample them (~every 2 s) and push the samples. */
+  watchStats: string[];
   heartbeatIntervalMs: number;
 }
 

@@ -37,7 +37,7 @@ export const agentRoutes: FastifyPluginAsync<AgentRoutesOptions> = async (
       reply.raw.once("close", () => {
         if (!reply.raw.writableFinished) abort.abort();
       });
-      return agents.sync(node, request.body as SyncRequest, abort.signal);
+      return agents.sync(node, request.body as SyncRequest, abort.signal, { ip: request.ip });
     },
   );
 };

@@ -3,6 +3,7 @@ import { assertTemplateName, type Repositories } from "@orchestrator/core";
 import type { FastifyPluginAsync } from "fastify";
 import { SseStream } from "../../events/sse-stream.js";
 import type { InstanceAction, InstanceService } from "../../services/instance-service.js";
+import type { InstanceStats } from "../../services/instance-stats.js";
 import type { LiveEvents, Revocation } from "../../services/live-events.js";
 import type { NodeService } from "../../services/node-service.js";
 import { actorOf } from "../../services/principal.js";
@@ -25,10 +26,12 @@ export interface ResourceRoutesOptions {
   instances: InstanceService;
   repositories: Repositories;
   live: LiveEvents;
+  /** Live resource usage (`GET /instances/:id/stats`); the route is absent without it. */
+  stats?: InstanceStats;
 }
 
 export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = async (app, options) => {
-  const { templates, nodes, instances, repositories, live } = options;
+  const { templates, nodes, instances, repositories, live, stats } = options;
 
   // --- templates ---------------------------------------------------------------
   app.get("/templates", { schema: { tags: ["templates"] } }, async (request) => {
@@ -237,6 +240,42 @@ export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = async (
       });
     },
   );
+
+  if (stats) {
+    // SSE: the latest sample (if any) then live ones, event `stats`, data an
+    // `InstanceStatsSample`. An instance whose runtime reports no stats gets one
+    // `unsupported` event ({ instanceId, reason }) and the stream stays open.
+    app.get(
+      "/instances/:id/stats",
+      { schema: { tags: ["instances"], params: IdParams } },
+      async (request, reply) => {
+        const principal = requireUser(request, "viewer", "instances", "read");
+        const instance = await instances.get((request.params as { id: string }).id);
+        const stream = SseStream.start(request, reply);
+        const unsupported = stats.unsupportedReason(instance.id);
+        if (unsupported !== null)
+          stream.send("unsupported", { instanceId: instance.id, reason: unsupported });
+        const latest = stats.latestOf(instance.id);
+        if (latest && unsupported === null) stream.send("stats", latest);
+        const unsubscribe = stats.samples.subscribe((sample) => {
+          if (sample.instanceId === instance.id) stream.send("stats", sample);
+        });
+        const endUnsupported = stats.unsupported.subscribe((event) => {
+          if (event.instanceId === instance.id) stream.send("unsupported", event);
+        });
+        const unwatch = stats.watch(instance.id, instance.nodeId);
+        const endOnRevoke = live.revocations.subscribe((revocation) => {
+          if (revokes(revocation, principal)) stream.close();
+        });
+        stream.onClose(() => {
+          unwatch();
+          unsubscribe();
+          endUnsupported();
+          endOnRevoke();
+        });
+      },
+    );
+  }
 
   // --- events (SSE, resumable) ---------------------------------------------------
   app.get("/events", { schema: { tags: ["events"] } }, async (request, reply) => {
