@@ -328,7 +328,13 @@ export async function buildBrain(
   });
   factory(TOKENS.LivenessRound, (c) => {
     const d = deps(c);
-    return new LivenessRound(d.repositories, d.clock, c.resolve(TOKENS.LivenessMonitor), d.live);
+    return new LivenessRound(
+      d.repositories,
+      d.clock,
+      c.resolve(TOKENS.LivenessMonitor),
+      d.live,
+      Math.min(config.heartbeatIntervalMs, Math.floor(config.offlineAfterMs / 3)),
+    );
   });
   factory(TOKENS.CommandExpiryRound, (c) => {
     const d = deps(c);
@@ -356,14 +362,14 @@ export async function buildBrain(
   await repositories.init?.();
   await liveness.load();
   const unsubscribeWebhooks = live.events.subscribe((event) => webhooks.handle(event));
+  const instanceStats = container.resolve<InstanceStats>(TOKENS.InstanceStats);
+  const unsubscribeStats = live.events.subscribe((event) => instanceStats.onEvent(event));
 
   // --- metrics -------------------------------------------------------------------
   const requestSeconds = metrics.register(new Histogram("orch_api_request_seconds", "API latency"));
   const instancesByState: Gauge = metrics.register(
     new Gauge("orch_instances", "Instances by observed state", async () => {
       const counts = await repositories.instances.countByState();
-  const instanceStats = container.resolve<InstanceStats>(TOKENS.InstanceStats);
-  const unsubscribeStats = live.events.subscribe((event) => instanceStats.onEvent(event));
       instancesByState.replace(INSTANCE_STATES.map((state) => [{ state }, counts[state] ?? 0]));
     }),
   );
@@ -447,13 +453,13 @@ export async function buildBrain(
         instances: container.resolve<InstanceService>(TOKENS.InstanceService),
         repositories,
         live,
+        stats: instanceStats,
       });
       await api.register(agentRoutes, {
         nodes: container.resolve<NodeService>(TOKENS.NodeService),
         agents: container.resolve<AgentService>(TOKENS.AgentService),
       });
     },
-        stats: instanceStats,
     { prefix: API_PREFIX },
   );
   app.get("/healthz", { schema: { hide: true } }, async () => ({ ok: true }));
@@ -462,16 +468,25 @@ export async function buildBrain(
   // --- background loops -------------------------------------------------------
   const holder = overrides.holder ?? `brain-${randomUUID()}`;
   const log = container.resolve<FastifyBaseLogger>(TOKENS.Logger);
-  const loop = (name: string, intervalMs: number, work: (fence: LeaseFence) => Promise<void>) =>
-    new LeasedLoop(repositories.leases, clock, log, { name, holder, intervalMs }, work);
+  const loop = (
+    name: string,
+    intervalMs: number,
+    work: (fence: LeaseFence) => Promise<void>,
+    idle?: () => Promise<void>,
+  ) => new LeasedLoop(repositories.leases, clock, log, { name, holder, intervalMs }, work, idle);
   const schedulingLoop: LeasedLoop | null = loop("scheduler", 1_000, async (fence) => {
     await scheduling.run(fence);
   });
   const loops = [
     schedulingLoop,
-    loop("liveness", 1_000, async (fence) => {
-      await liveness.run(fence);
-    }),
+    loop(
+      "liveness",
+      1_000,
+      async (fence) => {
+        await liveness.run(fence);
+      },
+      () => liveness.relay(),
+    ),
     loop("command-expiry", 10_000, async (fence) => {
       await expiry.run(fence);
     }),
@@ -493,6 +508,7 @@ export async function buildBrain(
       if (closed) return;
       closed = true;
       unsubscribeWebhooks();
+      unsubscribeStats();
       webhooks.close();
       for (const each of loops) await each.stop();
       signals.wakeAll();
@@ -502,4 +518,3 @@ export async function buildBrain(
     },
   };
 }
-      unsubscribeStats();

@@ -90,6 +90,9 @@ const TOUCH = new PreparedQuery<{ id: string; at: number }, never>((db, args) =>
   db.updateTable("orch_nodes").set({ last_seen_at: args.at }).where("id", "=", args.id),
 );
 
+/** Ids per statement of `touchMany`. */
+const TOUCH_CHUNK = 500;
+
 // Every column but the credential hash: listings never carry it.
 const NODE_COLUMNS = [
   "id",
@@ -408,6 +411,25 @@ export class SqlNodeRepository implements NodeRepository {
     const lastSeen = checkDate("at", at);
     const result = await this.#scope.write((db) => TOUCH.execute(db, { id, at: lastSeen }));
     if (affected(result) === 0) throw new NotFoundError("node", id);
+  }
+
+  async touchMany(ids: readonly string[], at: Date): Promise<number> {
+    const lastSeen = checkDate("at", at);
+    let updated = 0;
+    // Bounded IN lists; each chunk is one idempotent statement (no transaction needed).
+    for (const id of ids) checkString("id", id, MAX_ID);
+    for (let start = 0; start < ids.length; start += TOUCH_CHUNK) {
+      const chunk = ids.slice(start, start + TOUCH_CHUNK);
+      const result = await this.#scope.write((db) =>
+        db
+          .updateTable("orch_nodes")
+          .set({ last_seen_at: lastSeen })
+          .where("id", "in", chunk)
+          .executeTakeFirst(),
+      );
+      updated += Number(result.numUpdatedRows);
+    }
+    return updated;
   }
 
   async reserve(

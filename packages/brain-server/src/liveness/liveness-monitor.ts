@@ -30,6 +30,8 @@ export class LivenessMonitor {
   private lastSweepAt: number | null = null;
   private readonly lastSeen = new Map<string, number>();
   private readonly offline = new Set<string>();
+  /** Heartbeats received since the last `takeHeard`. */
+  private readonly heard = new Set<string>();
 
   constructor(
     private readonly clock: Clock,
@@ -54,13 +56,43 @@ export class LivenessMonitor {
 
   /** Records a heartbeat. Returns true when the node was offline (a transition to persist). */
   seen(nodeId: string): boolean {
+    this.heard.add(nodeId);
+    return this.seenElsewhere(nodeId);
+  }
+
+  /**
+   * Records a heartbeat another Brain received (relayed through the
+   * database), timed when this Brain learnt of it: never earlier than it was.
+   */
+  seenElsewhere(nodeId: string): boolean {
     this.lastSeen.set(nodeId, this.clock.monotonicMs());
     return this.offline.delete(nodeId);
+  }
+
+  /** Nodes heard from since the last call (what a Brain without the liveness lease relays). */
+  takeHeard(): string[] {
+    const heard = [...this.heard];
+    this.heard.clear();
+    return heard;
+  }
+
+  /**
+   * Every node gets a full window from now: after this Brain took the liveness
+   * lease over, it has not heard the heartbeats that went to the previous holder.
+   */
+  restartGrace(): void {
+    this.graceFrom = this.clock.monotonicMs();
+  }
+
+  /** The nodes being watched. */
+  tracked(): string[] {
+    return [...this.lastSeen.keys()];
   }
 
   forget(nodeId: string): void {
     this.lastSeen.delete(nodeId);
     this.offline.delete(nodeId);
+    this.heard.delete(nodeId);
   }
 
   /** Milliseconds since the node's last heartbeat, or null when unknown. */

@@ -26,6 +26,8 @@ export class LeasedLoop {
     private readonly log: FastifyBaseLogger,
     private readonly options: LeasedLoopOptions,
     private readonly work: (fence: LeaseFence) => Promise<void>,
+    /** Runs instead of `work` in rounds where another Brain holds the lease. */
+    private readonly idle?: () => Promise<void>,
   ) {}
 
   start(): void {
@@ -57,7 +59,10 @@ export class LeasedLoop {
     const ttl = this.options.ttlMs ?? Math.max(5_000, 3 * this.options.intervalMs);
     const now = this.clock.now();
     const lease = await this.leases.acquire(this.options.name, this.options.holder, ttl, now);
-    if (!lease) return false;
+    if (!lease) {
+      await this.idle?.();
+      return false;
+    }
     await this.work({ name: lease.name, holder: lease.holder, epoch: lease.epoch, now });
     return true;
   }

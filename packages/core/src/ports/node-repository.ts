@@ -80,6 +80,12 @@ export interface NodeRepository {
    */
   touch(id: string, at: Date): Promise<void>;
   /**
+   * Records the same heartbeat time for many nodes in one write (a Brain that
+   * does not hold the liveness lease relays what it heard this way). Unknown
+   * ids are ignored; returns how many nodes were updated.
+   */
+  touchMany(ids: readonly string[], at: Date): Promise<number>;
+  /**
    * Reserves resources and ports on an ONLINE node for an instance, atomically
    * and enforced by the store (never over capacity × overcommit, never a port
    * twice, even under concurrent callers). Fails with CONFLICT and reserves

@@ -227,6 +227,11 @@ export function describeRepositoryConformance(
         await repos.nodes.touch("a", time(9));
         expect((await repos.nodes.get("a"))?.lastSeenAt).toEqual(time(9));
         await expectError(repos.nodes.touch("missing", time(9)), "NOT_FOUND");
+        expect(await repos.nodes.touchMany(["a", "b", "missing"], time(11))).toBe(2);
+        expect((await repos.nodes.get("a"))?.lastSeenAt).toEqual(time(11));
+        expect((await repos.nodes.get("b"))?.lastSeenAt).toEqual(time(11));
+        expect((await repos.nodes.get("c"))?.lastSeenAt).toEqual(time(5));
+        expect(await repos.nodes.touchMany([], time(12))).toBe(0);
       });
 
       it("updates what a node reports; capacity changes move what fits", async () => {

@@ -1,0 +1,147 @@
+/**
+ * Liveness with two Brains on one database: agents sync with either, only the
+ * liveness lease holder decides who is OFFLINE. Heartbeats heard by the other
+ * Brain reach the holder through batched relays (DESIGN §5, §6).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { createHarness, type Harness } from "./brain-harness.js";
+import { mysqlDatabase, mysqlSkipReason, type TestDatabase } from "./databases.js";
+
+interface Pair {
+  a: Harness;
+  b: Harness;
+  close(): Promise<void>;
+}
+
+async function sqliteFilePair(): Promise<Pair> {
+  const dir = await mkdtemp(join(tmpdir(), "orch-two-brains-"));
+  const shared: TestDatabase = {
+    name: "sqlite",
+    create: async () => ({ url: `sqlite:${join(dir, "brain.db")}`, drop: async () => undefined }),
+  };
+  const a = await createHarness({}, { holder: "brain-a" }, shared);
+  const b = await createHarness({}, { holder: "brain-b" }, shared);
+  return {
+    a,
+    b,
+    async close() {
+      await a.close();
+      await b.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function mysqlPair(): Promise<Pair> {
+  const db = await mysqlDatabase.create();
+  const shared: TestDatabase = {
+    name: "mysql",
+    create: async () => ({ url: db.url, drop: async () => undefined }),
+  };
+  const a = await createHarness({}, { holder: "brain-a" }, shared);
+  const b = await createHarness({}, { holder: "brain-b" }, shared);
+  return {
+    a,
+    b,
+    async close() {
+      await a.close();
+      await b.close();
+      await db.drop();
+    },
+  };
+}
+
+/** Both Brains live through `ms`, second by second; `each` runs after every step. */
+async function advanceBoth(
+  pair: Pair,
+  ms: number,
+  each: (second: number) => Promise<void> = async () => undefined,
+): Promise<void> {
+  for (let second = 1; second <= ms / 1000; second += 1) {
+    pair.a.clock.advance(1000);
+    pair.b.clock.advance(1000);
+    await pair.a.brain.runLoopsOnce();
+    await pair.b.brain.runLoopsOnce();
+    await each(second);
+  }
+}
+
+async function status(h: Harness, nodeId: string): Promise<string> {
+  return (await h.request("GET", `/api/v1/nodes/${nodeId}`, { token: h.adminToken })).body.status;
+}
+
+const databases: [string, () => Promise<Pair>, boolean][] = [
+  ["SQLite (file)", sqliteFilePair, true],
+  ["MariaDB", mysqlPair, mysqlSkipReason === null],
+];
+
+describe.each(databases)("liveness with two Brains on %s", (_name, makePair, available) => {
+  it.runIf(available)(
+    "keeps a node ONLINE whose heartbeats reach only the Brain without the liveness lease",
+    async () => {
+      const pair = await makePair();
+      try {
+        const node = await pair.a.joinNode("elsewhere");
+        await pair.a.brain.runLoopsOnce(); // brain-a takes the leases
+        // From now on the node talks to brain-b only, every 5 s: never OFFLINE meanwhile.
+        await advanceBoth(pair, 40_000, async (second) => {
+          expect(await status(pair.a, node.nodeId)).toBe("ONLINE");
+          if (second % 5 === 0) await pair.b.sync(node.credential);
+        });
+
+        // Silent: the holder declares it OFFLINE, late by at most two relay intervals.
+        await advanceBoth(pair, 14_000);
+        expect(await status(pair.a, node.nodeId)).toBe("ONLINE");
+        await advanceBoth(pair, 16_000);
+        expect(await status(pair.a, node.nodeId)).toBe("OFFLINE");
+
+        // It comes back through brain-b, and the holder does not mark it again while it talks.
+        await pair.b.sync(node.credential);
+        expect(await status(pair.a, node.nodeId)).toBe("ONLINE");
+        await advanceBoth(pair, 40_000, async (second) => {
+          expect(await status(pair.a, node.nodeId)).toBe("ONLINE");
+          if (second % 5 === 0) await pair.b.sync(node.credential);
+        });
+      } finally {
+        await pair.close();
+      }
+    },
+  );
+
+  it.runIf(available)(
+    "watches a node that joined through the other Brain and takes over with a fresh window",
+    async () => {
+      const pair = await makePair();
+      try {
+        await pair.a.brain.runLoopsOnce(); // brain-a holds the leases
+        const node = await pair.b.joinNode("joined-at-b");
+        // It never syncs: the holder learns of it from the database and times it out.
+        await advanceBoth(pair, 30_000);
+        expect(await status(pair.a, node.nodeId)).toBe("OFFLINE");
+
+        const other = await pair.b.joinNode("talks-to-a");
+        await advanceBoth(pair, 10_000, async (second) => {
+          if (second % 5 === 0) await pair.a.sync(other.credential);
+        });
+        // brain-a goes away; brain-b takes the lease over. It never heard `other`
+        // (whose heartbeats went to brain-a, the holder, which relays nothing), so
+        // it gives every node a full window before judging.
+        await pair.a.brain.close();
+        for (let second = 1; second <= 14; second += 1) {
+          pair.b.clock.advance(1000);
+          await pair.b.brain.runLoopsOnce();
+          expect(await status(pair.b, other.nodeId)).toBe("ONLINE");
+          if (second % 5 === 0) await pair.b.sync(other.credential);
+        }
+        // Then it judges on what it hears itself.
+        await pair.b.advance(30_000);
+        expect(await status(pair.b, other.nodeId)).toBe("OFFLINE");
+      } finally {
+        await pair.close();
+      }
+    },
+  );
+});
