@@ -6,6 +6,7 @@
  * their own implementation.
  */
 import "reflect-metadata";
+import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
@@ -17,6 +18,7 @@ import {
   type Runtime,
   type RuntimeKind,
   type SyncRequest,
+  type SyncResponse,
   systemClock,
   type TemplateStorage,
 } from "@orchestrator/core";
@@ -39,6 +41,8 @@ import { ReportJournal } from "./state/report-journal.js";
 import { Backoff } from "./sync/backoff.js";
 import { BrainClient } from "./sync/brain-client.js";
 import { LogForwarder } from "./sync/log-forwarder.js";
+import { RuntimeHealth } from "./sync/runtime-health.js";
+import { StatsSampler } from "./sync/stats-sampler.js";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -60,12 +64,23 @@ export interface AgentOverrides {
   logger?: AgentLogger;
   /** Last word: register your own providers for any of `AGENT_TOKENS`. */
   register?: (container: DependencyContainer) => void;
+  /** Time between stats samples of a watched instance (default 2 s). */
+  statsIntervalMs?: number;
+  /** Time between runtime health probes (default 5 s). */
+  runtimeCheckIntervalMs?: number;
+  /** A runtime that does not answer a probe within this is reported unavailable (default 5 s). */
+  runtimeCheckTimeoutMs?: number;
 }
 
 export interface Agent {
   readonly container: DependencyContainer;
   /** The node id (after `start`). */
   readonly nodeId: string | null;
+  /**
+   * Random id of this agent process, sent on every sync: the Brain lets one
+   * session hold a node, so a second process with the same credential is refused.
+   */
+  readonly sessionId: string;
   /** Joins (first start) or loads the credential, recovers instances, starts syncing. */
   start(): Promise<void>;
   /** One sync round trip (tests); does not wait for commands it starts. */
@@ -159,6 +174,15 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
   let manager: InstanceManager | null = null;
   let journal: ReportJournal | null = null;
   let logs: LogForwarder | null = null;
+  let stats: StatsSampler | null = null;
+  let health: RuntimeHealth | null = null;
+  /** A runtime's availability changed since the Brain last heard: tell it on the next sync. */
+  let runtimeNews = false;
+  /** The Brain accepted this session (so it has something to release on stop). */
+  let holding = false;
+  /** Refused as a duplicate: the last refusal was logged (later ones are quieter). */
+  let refused = false;
+  const sessionId = randomBytes(16).toString("base64url");
   let describeNode = true;
   let stopped = false;
   let loop: Promise<void> | null = null;
@@ -188,10 +212,42 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
     void work.finally(() => running.delete(work));
   };
 
+  /** Takes what a sync answered; commands go to `dispatchCommand` (deferred during start). */
+  const accept = (response: SyncResponse, dispatchCommand: (command: AgentCommand) => void) => {
+    describeNode = false;
+    holding = true;
+    if (refused) log.info({ nodeId }, "the Brain accepts this agent process again");
+    refused = false;
+    backoff.limitCap(response.heartbeatIntervalMs);
+    logs!.setWatched(response.watchLogs);
+    // Brains older than live stats send no list.
+    stats!.setWatched(response.watchStats ?? []);
+    for (const command of response.commands) dispatchCommand(command);
+  };
+
+  /** A conflict answer: how long to stay away before asking again. */
+  const onConflict = (error: OrchestratorError): number => {
+    holding = false;
+    const retryAfterMs = Number(error.details?.retryAfterMs);
+    const wait = Number.isFinite(retryAfterMs) && retryAfterMs > 0 ? retryAfterMs : 5_000;
+    // Jittered: two refused copies never come back in lockstep.
+    const delay = Math.round(wait + Math.random() * Math.max(500, wait / 2));
+    const details = { nodeId, retryInMs: delay };
+    const message =
+      "another agent process holds this node's credential (a copied state dir or credential?): this one executes nothing and retries until the other is gone";
+    if (refused) log.warn(details, message);
+    else log.error(details, message);
+    refused = true;
+    return delay;
+  };
+
   const syncOnce = async (options: { wait?: boolean } = {}) => {
     const reports = journal!.pending(200);
     const sentResults = results.slice(0, 500);
     const logBatches = logs!.drain();
+    const samples = stats!.drain();
+    const sendRuntimes = runtimeNews || !health!.allAvailable;
+    runtimeNews = false;
     const request: SyncRequest = {
       ...(describeNode
         ? {
@@ -206,28 +262,34 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
             },
           }
         : {}),
+      agentSessionId: sessionId,
       inventory: manager!.inventory(),
       reports,
       commandResults: sentResults,
       logs: logBatches,
+      ...(samples.stats.length > 0 ? { stats: samples.stats } : {}),
+      ...(samples.unsupported.length > 0 ? { statsUnsupported: samples.unsupported } : {}),
+      ...(sendRuntimes ? { runtimes: health!.statuses() } : {}),
       wait:
         (options.wait ?? true) &&
         reports.length === 0 &&
         sentResults.length === 0 &&
-        logBatches.length === 0,
+        logBatches.length === 0 &&
+        samples.stats.length === 0 &&
+        samples.unsupported.length === 0 &&
+        !sendRuntimes,
     };
     // Only a parked sync (one that carries nothing) may be cut short by news.
     const controller = new AbortController();
     if (request.wait) parked = controller;
     try {
       const response = await client.sync(request, controller.signal);
-      describeNode = false;
-      backoff.limitCap(response.heartbeatIntervalMs);
       await journal!.acknowledge(response.acknowledgedReports);
       results.splice(0, sentResults.length);
-      logs!.setWatched(response.watchLogs);
-      for (const command of response.commands) dispatch(command);
+      accept(response, dispatch);
     } catch (error) {
+      // Not delivered: the runtime status goes again with the next sync.
+      if (sendRuntimes) runtimeNews = true;
       if (controller.signal.aborted && !stopped) return; // woken: sync again with the news
       throw error;
     } finally {
@@ -254,9 +316,18 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
         backoff.reset();
         // A Brain that answers at once (nothing parked) is not polled faster than the heartbeat.
         const elapsed = performance.now() - started;
-        const idle = journal!.pendingCount === 0 && results.length === 0 && !logs!.pending;
+        const idle =
+          journal!.pendingCount === 0 &&
+          results.length === 0 &&
+          !logs!.pending &&
+          !stats!.hasPending &&
+          !runtimeNews;
         if (idle && elapsed < 1000) await pause(1000 - elapsed);
       } catch (error) {
+        if (OrchestratorError.hasCode(error, "AGENT_IDENTITY_CONFLICT")) {
+          await pause(onConflict(error));
+          continue;
+        }
         const delay = backoff.next();
         log.warn({ err: String(error), retryInMs: delay }, "sync failed");
         if (OrchestratorError.hasCode(error, "UNAUTHORIZED"))
@@ -266,8 +337,44 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
     }
   };
 
+  /**
+   * Before touching any server, asks the Brain whether this process may hold
+   * the node: a duplicate (same credential, another live process) waits here,
+   * re-attaching and restarting nothing. An unreachable Brain proves nothing:
+   * the agent carries on (the sync loop asks again). Commands the answer
+   * carries are returned for after recovery.
+   */
+  const claimSession = async (): Promise<AgentCommand[]> => {
+    while (!stopped) {
+      try {
+        const response = await client.sync(
+          {
+            agentSessionId: sessionId,
+            inventory: manager!.inventory(),
+            reports: [],
+            commandResults: [],
+            logs: [],
+            wait: false,
+            // A hung Brain must not hold the agent's start (and its servers' recovery) up.
+          },
+          AbortSignal.timeout(5_000),
+        );
+        const deferred: AgentCommand[] = [];
+        accept(response, (command) => deferred.push(command));
+        // The node description still goes with the first real sync.
+        describeNode = true;
+        return deferred;
+      } catch (error) {
+        if (!OrchestratorError.hasCode(error, "AGENT_IDENTITY_CONFLICT")) return [];
+        await pause(onConflict(error));
+      }
+    }
+    return [];
+  };
+
   return {
     container,
+    sessionId,
     get nodeId() {
       return nodeId;
     },
@@ -318,7 +425,30 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
         onReport: wake,
       });
       logs = new LogForwarder(() => runtime, wake);
+      stats = new StatsSampler({
+        runtimeOf: () => runtime,
+        onSamples: wake,
+        ...(overrides.statsIntervalMs ? { intervalMs: overrides.statsIntervalMs } : {}),
+      });
+      health = new RuntimeHealth({
+        runtimes: [runtime],
+        onChange: (status) => {
+          runtimeNews = true;
+          if (status.available) log.info({ runtime: status.kind }, "runtime available again");
+          else log.error({ runtime: status.kind, reason: status.reason }, "runtime unavailable");
+          wake();
+        },
+        now: () => clock.now(),
+        ...(overrides.runtimeCheckIntervalMs
+          ? { intervalMs: overrides.runtimeCheckIntervalMs }
+          : {}),
+        ...(overrides.runtimeCheckTimeoutMs ? { timeoutMs: overrides.runtimeCheckTimeoutMs } : {}),
+      });
+      const deferred = await claimSession();
+      if (stopped) return;
       await manager.recover();
+      for (const command of deferred) dispatch(command);
+      health.start();
       loop = run();
     },
     syncOnce: (options) => syncOnce(options),
@@ -329,6 +459,27 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
       stopped = true;
       wake();
       await loop?.catch(() => undefined);
+      health?.stop();
+      stats?.close();
+      if (holding && manager) {
+        // Hands the node over at once: a restarted agent is not kept waiting
+        // for this process's silence window. Best effort, bounded.
+        await client
+          .sync(
+            {
+              agentSessionId: sessionId,
+              releaseSession: true,
+              inventory: manager.inventory(),
+              reports: [],
+              commandResults: [],
+              logs: [],
+              wait: false,
+            },
+            AbortSignal.timeout(2_000),
+          )
+          .catch(() => undefined);
+        holding = false;
+      }
       logs?.close();
       await manager?.close();
       await cache.destroy();
