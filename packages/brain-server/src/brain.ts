@@ -50,6 +50,7 @@ import { LivenessMonitor } from "./liveness/liveness-monitor.js";
 import { CommandExpiryRound } from "./loops/command-expiry-round.js";
 import { LeasedLoop } from "./loops/leased-loop.js";
 import { LivenessRound } from "./loops/liveness-round.js";
+import { ReplacementRound } from "./loops/replacement-round.js";
 import { SchedulingRound } from "./loops/scheduling-loop.js";
 import { Counter, Gauge, Histogram, MetricsRegistry } from "./metrics/metrics-registry.js";
 import { AgentService } from "./services/agent-service.js";
@@ -88,6 +89,7 @@ export const TOKENS = {
   SchedulingRound: Symbol.for("orchestrator.brain.SchedulingRound"),
   LivenessRound: Symbol.for("orchestrator.brain.LivenessRound"),
   CommandExpiryRound: Symbol.for("orchestrator.brain.CommandExpiryRound"),
+  ReplacementRound: Symbol.for("orchestrator.brain.ReplacementRound"),
   WebhookDispatcher: Symbol.for("orchestrator.brain.WebhookDispatcher"),
   InstanceStats: Symbol.for("orchestrator.brain.InstanceStats"),
   AgentSessions: Symbol.for("orchestrator.brain.AgentSessions"),
@@ -343,6 +345,10 @@ export async function buildBrain(
       maxAgeMs: 15 * 60_000,
     });
   });
+  factory(TOKENS.ReplacementRound, (c) => {
+    const d = deps(c);
+    return new ReplacementRound(d.repositories, d.clock, d.live, () => schedulingLoop?.wake());
+  });
   factory(
     TOKENS.WebhookDispatcher,
     (c) => new WebhookDispatcher(config.webhooks, c.resolve(TOKENS.Logger)),
@@ -358,6 +364,7 @@ export async function buildBrain(
   const scheduling = container.resolve<SchedulingRound>(TOKENS.SchedulingRound);
   const liveness = container.resolve<LivenessRound>(TOKENS.LivenessRound);
   const expiry = container.resolve<CommandExpiryRound>(TOKENS.CommandExpiryRound);
+  const replacement = container.resolve<ReplacementRound>(TOKENS.ReplacementRound);
   const webhooks = container.resolve<WebhookDispatcher>(TOKENS.WebhookDispatcher);
   await repositories.init?.();
   await liveness.load();
@@ -487,6 +494,9 @@ export async function buildBrain(
       },
       () => liveness.relay(),
     ),
+    loop("replacement", 5_000, async (fence) => {
+      await replacement.run(fence);
+    }),
     loop("command-expiry", 10_000, async (fence) => {
       await expiry.run(fence);
     }),

@@ -66,7 +66,7 @@ const EXPECTED: Record<string, InstanceState | InstanceState[]> = {
     "FAILED",
     "DESTROYING",
   ],
-  "LOST reschedule": "SCHEDULED",
+  "LOST reschedule": "REQUESTED",
   "LOST destroy": "DESTROYING",
   "DESTROYING destroyed": "DESTROYED",
   "DESTROYING fail": "FAILED",

@@ -45,7 +45,7 @@ export const INSTANCE_TRIGGERS = [
   "lose",
   /** Its node reported it again; the target is the state the node reports. */
   "found",
-  /** Re-placement after a lost grace period (opt-in per template). */
+  /** Re-placement after a lost grace period (opt-in per template): back to REQUESTED, placed anew. */
   "reschedule",
   /** Destruction began (or, before placement, happened at once). */
   "destroy",
@@ -128,7 +128,7 @@ export const INSTANCE_TRANSITIONS = {
       "FAILED",
       "DESTROYING",
     ],
-    reschedule: ["SCHEDULED"],
+    reschedule: ["REQUESTED"],
     destroy: ["DESTROYING"],
   },
   DESTROYING: { destroyed: ["DESTROYED"], fail: ["FAILED"], lose: ["LOST"] },
