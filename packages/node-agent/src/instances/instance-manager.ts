@@ -4,9 +4,11 @@
  * instances run concurrently. Each command id runs at most once (the ledger
  * answers repeats with the first result; stale placement epochs are refused).
  * After an agent restart, running servers are found again through the
- * runtime's labels and re-attached, never restarted.
+ * runtime's labels and re-attached, never restarted; a command the crash
+ * interrupted is resumed when the Brain delivers it again (see
+ * `CommandLedger` for which commands are resumed and how).
  */
-import { rm } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type AgentCommand,
@@ -72,6 +74,7 @@ export class InstanceManager {
 
   /** Finds every instance again after a (re)start and re-attaches exit watching. */
   async recover(): Promise<void> {
+    await this.removeMergeLeftovers();
     for (const runtime of this.options.runtimes.values()) {
       this.unsubscribers.push(await runtime.onExit((exit) => this.onExit(runtime, exit)));
     }
@@ -117,7 +120,18 @@ export class InstanceManager {
         }
       }
     }
+    const interrupted = new Map(
+      this.options.ledger.unfinished().map((command) => [command.instanceId, command]),
+    );
     for (const record of this.options.records.all()) {
+      const command = interrupted.get(record.instanceId);
+      if (command) {
+        // The Brain never got an answer: it delivers the command again and it is resumed then.
+        this.options.log.info(
+          { instanceId: record.instanceId, commandId: command.id, type: command.type },
+          "a command was interrupted by the agent's restart; it resumes when the Brain delivers it again",
+        );
+      }
       if (seen.has(record.instanceId)) continue;
       if (["STARTING", "RUNNING", "STOPPING", "PREPARED"].includes(record.state)) {
         // The runtime lost it (host reboot, container removed by hand).
@@ -127,6 +141,23 @@ export class InstanceManager {
           }),
         );
       }
+    }
+  }
+
+  /**
+   * Removes what a merge killed half-way left beside the instance directories
+   * (staging folders: hidden names, which no instance id can have). Nothing
+   * merges while the agent recovers, so every hidden entry is a leftover.
+   */
+  private async removeMergeLeftovers(): Promise<void> {
+    const names = await readdir(this.options.instancesDir).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [] as string[];
+      throw error;
+    });
+    for (const name of names) {
+      if (!name.startsWith(".")) continue;
+      await rm(join(this.options.instancesDir, name), { recursive: true, force: true });
+      this.options.log.info({ entry: name }, "removed what an interrupted prepare left behind");
     }
   }
 
@@ -171,16 +202,24 @@ export class InstanceManager {
     if (!SAFE_ID.test(command.instanceId))
       return respond({ ok: false, message: "invalid instance id" });
     const admission = this.options.ledger.admit(command);
-    if (!admission.run) return respond(admission.result);
+    if (!admission.run) {
+      // An interrupted command that is not repeated gets its answer for good.
+      if (admission.reason === "interrupted")
+        await this.options.ledger.record(command, admission.result);
+      return respond(admission.result);
+    }
     this.options.ledger.observeEpoch(command.instanceId, command.epoch);
-    const result = await this.serial(command.instanceId, () => this.run(command)).catch(
+    await this.options.ledger.begin(command);
+    const resumedAt = admission.resumed ? new Date(admission.resumed.begunAt) : undefined;
+    const result = await this.serial(command.instanceId, () => this.run(command, resumedAt)).catch(
       (error: unknown): CommandResult => ({ ok: false, message: messageOf(error) }),
     );
     await this.options.ledger.record(command, result);
     return respond(result);
   }
 
-  private async run(command: AgentCommand): Promise<CommandResult> {
+  /** `resumedAt`: the command began before an agent restart, at that time. */
+  private async run(command: AgentCommand, resumedAt?: Date): Promise<CommandResult> {
     const record = this.options.records.get(command.instanceId);
     if (command.type === "prepare") return this.prepare(command, command.payload as PreparePayload);
     if (command.type === "destroy") return this.destroy(command, record);
@@ -194,6 +233,12 @@ export class InstanceManager {
       case "stop":
         return this.stopRunning(runtime, record);
       case "restart": {
+        if (resumedAt) {
+          // Interrupted after the new run began: the restart happened, do not repeat it.
+          const info = await runtime.inspect(record.instanceId);
+          if (info?.status === "running" && info.startedAt && info.startedAt >= resumedAt)
+            return { ok: true, message: "restarted before the agent restart" };
+        }
         const stopped = await this.stopRunning(runtime, record);
         if (!stopped.ok) return stopped;
         return this.start(runtime, this.options.records.get(record.instanceId)!);
@@ -224,11 +269,15 @@ export class InstanceManager {
       return { ok: false, message: "instance is running; stop it first" };
     this.strays.delete(command.instanceId);
     const { definition } = payload.template;
+    const previous = this.options.records.get(command.instanceId);
+    // A prepare interrupted by an agent crash (or a second one at the same
+    // placement while the first never finished): PREPARING was reported already.
+    const resuming = previous?.state === "PREPARING" && previous.epoch === command.epoch;
     const record: InstanceRecord = {
       instanceId: command.instanceId,
       instanceName: payload.instanceName,
       epoch: command.epoch,
-      state: this.options.records.get(command.instanceId)?.state ?? "SCHEDULED",
+      state: previous?.state ?? "SCHEDULED",
       runtime: payload.runtime,
       templateName: definition.name,
       templateVersion: payload.template.version,
@@ -238,12 +287,14 @@ export class InstanceManager {
       restarts: [],
     };
     await this.options.records.put(record);
-    await this.report(
-      record,
-      "prepare",
-      "PREPARING",
-      `preparing ${definition.name}@${payload.template.version}`,
-    );
+    if (!resuming) {
+      await this.report(
+        record,
+        "prepare",
+        "PREPARING",
+        `preparing ${definition.name}@${payload.template.version}`,
+      );
+    }
     try {
       const prepared = await prepareInstance({
         nodeId: this.options.nodeId,
