@@ -196,6 +196,13 @@ export interface LeasesTable {
   updated_at: number;
 }
 
+export interface PendingPlacementsTable {
+  instance_id: string;
+  at: number;
+  /** JSON: the scheduler's explanation. */
+  explanation: string;
+}
+
 /** The whole schema (latest migration). */
 export interface Database {
   orch_sequences: SequencesTable;
@@ -213,10 +220,12 @@ export interface Database {
   orch_join_tokens: JoinTokensTable;
   orch_audit_log: AuditLogTable;
   orch_leases: LeasesTable;
+  orch_pending_placements: PendingPlacementsTable;
 }
 
 /** Every table, children before parents (the order to empty them in). */
 export const TABLES: readonly (keyof Database)[] = [
+  "orch_pending_placements",
   "orch_api_tokens",
   "orch_sessions",
   "orch_users",

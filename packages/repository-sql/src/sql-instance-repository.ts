@@ -22,6 +22,7 @@ import {
   type NewInstance,
   NotFoundError,
   type Page,
+  type PendingPlacementNote,
   type StoredInstance,
 } from "@orchestrator/core";
 import { type ExpressionBuilder, type SelectQueryBuilder, sql } from "kysely";
@@ -53,6 +54,7 @@ import { SqlEventRepository } from "./sql-event-repository.js";
 import type { SqlScope } from "./sql-executor.js";
 import { affected, forUpdate } from "./sql-helpers.js";
 import { SqlNodeRepository } from "./sql-node-repository.js";
+import { getPendingPlacement, setPendingPlacement } from "./sql-pending-placements.js";
 
 const FAILURE_KINDS = [
   "prepare-failed",
@@ -447,6 +449,14 @@ export class SqlInstanceRepository implements InstanceRepository {
       await new SqlNodeRepository(scope).release(id);
       await scope.write((db) => db.deleteFrom("orch_instances").where("id", "=", id).execute());
     });
+  }
+
+  getPendingPlacement(id: string): Promise<PendingPlacementNote | null> {
+    return getPendingPlacement(this.#scope, id);
+  }
+
+  setPendingPlacement(id: string, note: PendingPlacementNote | null): Promise<void> {
+    return setPendingPlacement(this.#scope, id, note);
   }
 
   #changes(change: InstanceChange, now: number): Partial<InstancesTable> {

@@ -66,6 +66,13 @@ export interface InstanceTransition {
   change?: Omit<InstanceChange, "state">;
 }
 
+/** Why an instance is not placed yet, as the scheduler explained it (stored as JSON). */
+export interface PendingPlacementNote {
+  at: Date;
+  /** A JSON-serialisable explanation (the Brain stores the scheduler's `Explanation`). */
+  explanation: unknown;
+}
+
 /** Instances: desired state, observed state, placement. */
 export interface InstanceRepository {
   /**
@@ -108,4 +115,12 @@ export interface InstanceRepository {
    * other state; NOT_FOUND when unknown.
    */
   delete(id: string): Promise<void>;
+  /** The placement note stored for an instance, or null. */
+  getPendingPlacement(id: string): Promise<PendingPlacementNote | null>;
+  /**
+   * Stores why an instance is not placed (null clears it). Not a change of the
+   * instance: no version bump, no event. Unknown instances are ignored; the
+   * note goes with the instance's row.
+   */
+  setPendingPlacement(id: string, note: PendingPlacementNote | null): Promise<void>;
 }

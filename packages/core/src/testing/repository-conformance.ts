@@ -757,6 +757,37 @@ export function describeRepositoryConformance(
         ]);
         await expectError(repos.instances.delete("i1"), "NOT_FOUND");
       });
+
+      it("keeps a placement note apart from the instance's version, and drops it with the instance", async () => {
+        await template();
+        const created = await repos.instances.create(newInstance("i1"), time(1));
+        expect(await repos.instances.getPendingPlacement("i1")).toBeNull();
+        const explanation = { lines: ["2 nodes: insufficient memory"], nodes: 2, feasible: 0 };
+        await repos.instances.setPendingPlacement("i1", { at: time(2), explanation });
+        expect(await repos.instances.getPendingPlacement("i1")).toEqual({
+          at: time(2),
+          explanation,
+        });
+        const newer = { lines: ["1 node: draining"], nodes: 1, feasible: 0 };
+        await repos.instances.setPendingPlacement("i1", { at: time(3), explanation: newer });
+        expect(await repos.instances.getPendingPlacement("i1")).toEqual({
+          at: time(3),
+          explanation: newer,
+        });
+        // Not a change of the instance: no version bump, no event.
+        expect((await repos.instances.get("i1"))?.version).toBe(created.version);
+        expect(await repos.events.listForInstance("i1")).toEqual([]);
+        await repos.instances.setPendingPlacement("i1", null);
+        expect(await repos.instances.getPendingPlacement("i1")).toBeNull();
+        // Unknown instances are ignored.
+        await repos.instances.setPendingPlacement("ghost", { at: time(4), explanation });
+        expect(await repos.instances.getPendingPlacement("ghost")).toBeNull();
+        // The note goes with the row.
+        await repos.instances.setPendingPlacement("i1", { at: time(5), explanation });
+        await repos.instances.update("i1", { state: "REQUESTED" }, { state: "DESTROYED" }, time(6));
+        await repos.instances.delete("i1");
+        expect(await repos.instances.getPendingPlacement("i1")).toBeNull();
+      });
     });
 
     describe("events", () => {
