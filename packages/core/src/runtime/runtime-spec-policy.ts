@@ -20,6 +20,7 @@ import type {
   RuntimeStopSignal,
   RuntimeStopSpec,
 } from "../ports/runtime.js";
+import { isReservedEnvName, RESERVED_ENV_NAMES } from "../variables/variable-name.js";
 
 /** A policy problem: `invalid` (malformed) or `forbidden` (well-formed but refused). */
 export interface RuntimePolicyIssue extends ValidationIssue {
@@ -70,46 +71,9 @@ export interface RuntimePolicy {
   hostPortRange?: { from: number; to: number };
 }
 
-/**
- * Environment names no template may set. They change how programs are loaded
- * or interpreted (`LD_PRELOAD`, `NODE_OPTIONS`, `BASH_ENV`), which engine a
- * tool talks to (`DOCKER_*`), or belong to the agent (`ORCH_*`). `PATH` is set
- * by the runtime itself. Entries ending in `*` are prefixes.
- */
-export const RESERVED_ENV_NAMES: readonly string[] = Object.freeze([
-  "PATH",
-  "LD_*",
-  "DYLD_*",
-  "NODE_OPTIONS",
-  "NODE_PATH",
-  "NODE_EXTRA_CA_CERTS",
-  "DOCKER_*",
-  "ORCH_*",
-  "BASH_ENV",
-  "ENV",
-  "IFS",
-  "SHELLOPTS",
-  "BASHOPTS",
-  "PS4",
-  "GCONV_PATH",
-  "HOSTALIASES",
-  "LOCALDOMAIN",
-  "RES_OPTIONS",
-  "MALLOC_*",
-  "GLIBC_TUNABLES",
-]);
-
-/** True when `name` is reserved by `RESERVED_ENV_NAMES` or the extra entries. */
-export function isReservedEnvName(name: string, extra: readonly string[] = []): boolean {
-  const upper = name.toUpperCase();
-  for (const entry of [...RESERVED_ENV_NAMES, ...extra]) {
-    const pattern = entry.toUpperCase();
-    if (pattern.endsWith("*") ? upper.startsWith(pattern.slice(0, -1)) : upper === pattern) {
-      return true;
-    }
-  }
-  return false;
-}
+// The reserved environment names live with the variable names (one browser-safe
+// source the template document schema shares); the runtime policy enforces them.
+export { isReservedEnvName, RESERVED_ENV_NAMES };
 
 // Shells whose `-c` turns one argument into code, and launchers that would
 // run the real program with a changed environment, user or namespace.

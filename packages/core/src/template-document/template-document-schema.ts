@@ -17,6 +17,12 @@ import type {
   VariableDefinition,
 } from "../domain/template.js";
 import type { ValidationIssue } from "../errors/orchestrator-error.js";
+import {
+  RESERVED_ENV_NAMES,
+  RESERVED_VARIABLE_NAMES as RESERVED_NAMES_OF_VARIABLES,
+  RESERVED_VARIABLE_PREFIXES as RESERVED_PREFIXES_OF_VARIABLES,
+  VARIABLE_NAME_PATTERN as VARIABLE_NAME_REGEXP,
+} from "../variables/variable-name.js";
 import { MAX_NAME_LENGTH, NAME_PATTERN_SOURCE } from "./names.js";
 import {
   array,
@@ -52,35 +58,27 @@ export const BUILT_IN_VARIABLES = [
 ] as const;
 
 /**
- * Names refused as variables and environment keys: they change how programs
- * load code or find binaries (`LD_PRELOAD`, `NODE_OPTIONS`, `PATH`, ...), belong
- * to the agent (`ORCH_*`) or to Docker, or are built-ins (`PORT_<NAME>` included).
+ * Names a template may not declare as variables: the variables module's
+ * reserved names (the one list `checkVariables` enforces too) and built-ins.
  */
-export const RESERVED_VARIABLE_NAMES = [
-  "PATH",
-  "IFS",
-  "ENV",
-  "BASH_ENV",
-  "SHELLOPTS",
-  "PS4",
-  "NODE_OPTIONS",
-  "NODE_PATH",
-  "PYTHONPATH",
-  "PYTHONSTARTUP",
-  "JAVA_TOOL_OPTIONS",
-  "_JAVA_OPTIONS",
-  "JDK_JAVA_OPTIONS",
-  "PERL5OPT",
-  "RUBYOPT",
-] as const;
+export const RESERVED_VARIABLE_NAMES: readonly string[] = [...RESERVED_NAMES_OF_VARIABLES];
 
-/** Prefixes refused as variables and environment keys. */
-export const RESERVED_VARIABLE_PREFIXES = ["LD_", "DYLD_", "DOCKER_", "ORCH_", "PORT_"] as const;
+/** Prefixes a template may not declare as variables (`PORT_<NAME>` are built-ins). */
+export const RESERVED_VARIABLE_PREFIXES: readonly string[] = [
+  ...RESERVED_PREFIXES_OF_VARIABLES,
+  "PORT_",
+];
 
 /** How a variable name must look. */
-export const VARIABLE_NAME_PATTERN = "^[A-Z_][A-Z0-9_]{0,63}$";
+export const VARIABLE_NAME_PATTERN = VARIABLE_NAME_REGEXP.source;
 
 const RESERVED_PREFIX_PATTERN = `^(${RESERVED_VARIABLE_PREFIXES.join("|")})`;
+
+/** Environment keys the runtimes refuse (`RESERVED_ENV_NAMES`): refused at registration already. */
+const RESERVED_ENV_EXACT = RESERVED_ENV_NAMES.filter((entry) => !entry.endsWith("*"));
+const RESERVED_ENV_PREFIXES = RESERVED_ENV_NAMES.filter((entry) => entry.endsWith("*")).map(
+  (entry) => entry.slice(0, -1),
+);
 
 const defs = new SchemaDefinitions();
 
@@ -159,9 +157,9 @@ const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
 const envName = string({
   pattern: ENV_NAME_PATTERN,
   patternMessage: `must match ${ENV_NAME_PATTERN}`,
-  forbiddenPattern: RESERVED_PREFIX_PATTERN.replace("PORT_|", ""),
-  forbiddenMessage: `must not start with ${RESERVED_VARIABLE_PREFIXES.filter((p) => p !== "PORT_").join(", ")}`,
-  forbidden: RESERVED_VARIABLE_NAMES,
+  forbiddenPattern: `^(${RESERVED_ENV_PREFIXES.join("|")})`,
+  forbiddenMessage: `must not start with ${RESERVED_ENV_PREFIXES.join(", ")}`,
+  forbidden: RESERVED_ENV_EXACT,
 });
 
 function regexProblem(source: string): string | null {

@@ -16,6 +16,12 @@ import {
   validateTemplateDocument,
   variableValueProblem,
 } from "../../src/template-document/index.js";
+import {
+  isReservedEnvName,
+  RESERVED_ENV_NAMES,
+  RESERVED_VARIABLE_NAMES as RESERVED_VARIABLE_NAMES_OF_VARIABLES,
+  variableNameProblem,
+} from "../../src/variables/variable-name.js";
 
 /** The example from DESIGN.md, verbatim. */
 const designExample = {
@@ -137,6 +143,19 @@ describe("parseTemplateDocument", () => {
         "unknown: is not an allowed property",
       ]),
     );
+    // One list of reserved names: what the variables module and the runtimes
+    // refuse is refused at registration already, not only at prepare time.
+    for (const name of RESERVED_VARIABLE_NAMES_OF_VARIABLES) {
+      expect(variableNameProblem(name)).toBeDefined();
+      expect(issuesOf({ ...minimal, variables: { [name]: { type: "string" } } })).toEqual([
+        `variables.${name}: '${name}' is reserved`,
+      ]);
+    }
+    for (const entry of RESERVED_ENV_NAMES) {
+      const key = entry.endsWith("*") ? `${entry.slice(0, -1)}X` : entry;
+      expect(isReservedEnvName(key)).toBe(true);
+      expect(issuesOf({ ...minimal, env: { [key]: "x" } })).toHaveLength(1);
+    }
     // Rules on a valid shape run too, variable by variable.
     const variableIssues = issuesOf({
       ...minimal,
