@@ -258,7 +258,48 @@ describe.skipIf(skip !== null)("the panel in Chromium", { timeout: 60_000 }, () 
     await page.getByLabel("Input").fill("status");
     await page.getByRole("button", { name: "Send" }).click();
     await page.getByText("sent: status").waitFor();
-    await shot("instance");
+  });
+
+  it("shows live resource usage while it runs, and closes the stream on leaving", async () => {
+    const statsStreams: { url: string; ended: boolean }[] = [];
+    const track = (request: { url(): string }) => {
+      if (request.url().endsWith(`/instances/${instanceId}/stats`))
+        statsStreams.push({ url: request.url(), ended: false });
+    };
+    const ended = (request: { url(): string }) => {
+      for (const stream of statsStreams) if (stream.url === request.url()) stream.ended = true;
+    };
+    page.on("request", track);
+    page.on("requestfailed", ended);
+    page.on("requestfinished", ended);
+    try {
+      // The stream opened with the page (before these listeners): reopen it.
+      await page.goto(`${base}/instances/${instanceId}`);
+      const memory = page.getByTestId("stats-memory");
+      // The hello-http server's resident memory, against its limit or reservation.
+      await memory
+        .getByText(/^\d+(\.\d)? (KB|MB|GB) of 128 MB (limit|reservation) \(\d+ %\)$/)
+        .waitFor({ timeout: 20_000 });
+      const bar = page.getByRole("progressbar", { name: "Memory usage" });
+      expect(await bar.getAttribute("aria-valuetext")).toMatch(/ of 128 MB /);
+      await expect(page.getByTestId("stats-cpu").textContent()).resolves.toMatch(
+        /\d+(\.\d+)? cores \(\d+ % of 0\.25 reserved\)/,
+      );
+      await expect(page.getByTestId("stats-updated").textContent()).resolves.toMatch(
+        /updated (just now|\d+ s ago)/,
+      );
+      // A second sample draws the sparklines, named in words for screen readers.
+      await page.getByRole("img", { name: /^Memory over the last \d+ s: lowest / }).waitFor();
+      await shot("instance");
+      expect(statsStreams.length).toBeGreaterThan(0);
+      await page.getByRole("link", { name: "← Instances" }).click();
+      await page.getByRole("heading", { name: "Instances" }).waitFor();
+      await expect.poll(() => statsStreams.every((stream) => stream.ended)).toBe(true);
+    } finally {
+      page.off("request", track);
+      page.off("requestfailed", ended);
+      page.off("requestfinished", ended);
+    }
   });
 
   it("lists instances live with filters, and shows nodes, templates and the diagram", async () => {
@@ -400,6 +441,8 @@ describe.skipIf(skip !== null)("the panel in Chromium", { timeout: 60_000 }, () 
     await state.getByText("RUNNING").waitFor();
     await page.getByRole("button", { name: "Stop" }).click();
     await state.getByText("STOPPED").waitFor({ timeout: 30_000 });
+    // Samples exist only while the server runs.
+    expect(await page.getByTestId("stats").count()).toBe(0);
     await page.getByRole("button", { name: "Destroy" }).click();
     await page.getByRole("button", { name: "Yes, destroy" }).click();
     await state.getByText("DESTROYED").waitFor({ timeout: 30_000 });

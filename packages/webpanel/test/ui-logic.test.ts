@@ -6,6 +6,16 @@ import { ApiClient, ApiError } from "../src/ui/api-client.js";
 import { ago, megabytes, percent, portUrl, safeHttpUrl } from "../src/ui/format.js";
 import { diagramBoxes, diagramEdges } from "../src/ui/lifecycle-diagram.js";
 import {
+  byteSize,
+  cores,
+  parseStatsSample,
+  parseStatsUnsupported,
+  StatsHistory,
+  sparklinePoints,
+  sparklineSummary,
+  statsFigures,
+} from "../src/ui/stats.js";
+import {
   formFields,
   issuesByField,
   unplacedIssues,
@@ -243,5 +253,132 @@ describe("the API client", () => {
     await expect(expired.get("/nodes")).rejects.toMatchObject({ code: "UNAUTHORIZED" });
     await expect(expired.post("/auth/login", {})).rejects.toMatchObject({ status: 401 });
     expect(lost).toBe(1);
+  });
+});
+
+describe("live stats", () => {
+  const MIB = 1024 * 1024;
+  const reserved = { cpu: 0.25, memoryMb: 128, diskMb: 64 };
+  function sample(at: string, overrides: Record<string, unknown> = {}) {
+    return {
+      instanceId: "inst_1",
+      at,
+      cpu: 0.05,
+      memoryBytes: 32 * MIB,
+      memoryLimitBytes: null,
+      networkRxBytes: null,
+      networkTxBytes: null,
+      diskBytes: null,
+      ...overrides,
+    };
+  }
+
+  it("accepts a sample of this instance and refuses anything else", () => {
+    const good = sample("2026-11-26T12:00:00.000Z", { diskBytes: 4096 });
+    expect(parseStatsSample(JSON.stringify(good), "inst_1")).toEqual(good);
+    // Fields an older Brain leaves out read as unknown.
+    const { networkRxBytes: _rx, ...partial } = good;
+    expect(parseStatsSample(JSON.stringify(partial), "inst_1")?.networkRxBytes).toBeNull();
+    expect(parseStatsSample(JSON.stringify(good), "inst_2")).toBeNull();
+    expect(parseStatsSample("{not json", "inst_1")).toBeNull();
+    expect(parseStatsSample("null", "inst_1")).toBeNull();
+    for (const bad of [
+      { at: "yesterday" },
+      { cpu: -1 },
+      { cpu: "0.5" },
+      { memoryBytes: Number.NaN },
+      { memoryLimitBytes: "128" },
+      { diskBytes: -5 },
+    ])
+      expect(
+        parseStatsSample(JSON.stringify({ ...good, ...bad }), "inst_1"),
+        JSON.stringify(bad),
+      ).toBeNull();
+    expect(parseStatsUnsupported('{"instanceId":"inst_1","reason":"no cgroup"}')).toBe("no cgroup");
+    expect(parseStatsUnsupported("garbage")).toMatch(/no resource usage/);
+  });
+
+  it("keeps a bounded history in time order, ignoring repeats", () => {
+    const history = new StatsHistory(3);
+    const at = (s: number) => new Date(Date.UTC(2026, 10, 26, 12, 0, s)).toISOString();
+    expect(history.push(sample(at(0)))).toBe(true);
+    // The stream repeats the latest sample when it reconnects.
+    expect(history.push(sample(at(0)))).toBe(false);
+    for (let s = 2; s <= 10; s += 2) history.push(sample(at(s), { cpu: s / 100 }));
+    expect(history.samples.map((x) => x.at)).toEqual([at(6), at(8), at(10)]);
+    expect(history.push(sample(at(7)))).toBe(false);
+    expect(history.latest?.cpu).toBe(0.1);
+    expect(history.previous?.cpu).toBe(0.08);
+    expect(() => new StatsHistory(1)).toThrow(RangeError);
+  });
+
+  it("says the figures in words, against the limit or else the reservation", () => {
+    const latest = sample("2026-11-26T12:00:04.000Z", {
+      cpu: 0.1,
+      memoryBytes: 48 * MIB,
+      diskBytes: 6 * MIB,
+    });
+    const figures = statsFigures(latest, reserved);
+    expect(figures.cpu.text).toBe("0.1 cores (40 % of 0.25 reserved)");
+    expect(figures.cpu.percentOfReservation).toBe(40);
+    expect(figures.memory).toMatchObject({ ofWhat: "reservation", percent: 38 });
+    expect(figures.memory.text).toBe("48 MB of 128 MB reservation (38 %)");
+    expect(figures.disk?.text).toBe("6 MB of 64 MB reserved");
+    expect(figures.network).toBeNull();
+
+    // A runtime limit wins over the reservation; usage above it is told as it is.
+    const limited = statsFigures({ ...latest, cpu: 0.5, memoryLimitBytes: 32 * MIB }, reserved);
+    expect(limited.memory.text).toBe("48 MB of 32 MB limit (150 %)");
+    expect(limited.memory.percent).toBe(100);
+    expect(limited.cpu.text).toContain("200 % of 0.25");
+  });
+
+  it("tells network totals and rates between two samples", () => {
+    const previous = sample("2026-11-26T12:00:00.000Z", {
+      networkRxBytes: 1000,
+      networkTxBytes: 5000,
+    });
+    const latest = sample("2026-11-26T12:00:02.000Z", {
+      networkRxBytes: 5096,
+      networkTxBytes: 4000,
+    });
+    // Received: 4096 B over 2 s. Sent went down (a restart): no rate.
+    expect(statsFigures(latest, reserved, previous).network?.text).toBe(
+      "5 KB received (2 KB/s), 3.9 KB sent",
+    );
+    expect(statsFigures(latest, reserved).network?.text).toBe("5 KB received, 3.9 KB sent");
+  });
+
+  it("formats bytes and cores for people", () => {
+    expect(byteSize(512)).toBe("512 B");
+    expect(byteSize(1536)).toBe("1.5 KB");
+    expect(byteSize(200 * MIB)).toBe("200 MB");
+    expect(byteSize(3 * 1024 * MIB)).toBe("3 GB");
+    expect(cores(0)).toBe("0");
+    expect(cores(0.0042)).toBe("0.004");
+    expect(cores(1.234)).toBe("1.23");
+    expect(cores(12.34)).toBe("12.3");
+  });
+
+  it("draws sparklines scaled to the reservation, and names them in words", () => {
+    expect(sparklinePoints([1], 100, 10)).toBe("");
+    expect(sparklinePoints([0, 0.125, 0.25], 100, 40, 0.25)).toBe("0,40 50,20 100,0");
+    // Above the ceiling the line is scaled to the largest value instead.
+    expect(sparklinePoints([0, 1], 10, 10, 0.5)).toBe("0,10 10,0");
+    expect(sparklinePoints([0, 0], 10, 10)).toBe("0,10 10,10");
+    const samples = [0, 2, 4].map((s) =>
+      sample(`2026-11-26T12:00:0${s}.000Z`, { cpu: [0.2, 0.05, 0.1][s / 2] }),
+    );
+    expect(
+      sparklineSummary(
+        "CPU",
+        samples,
+        (x) => x.cpu,
+        (v) => `${cores(v)} cores`,
+      ),
+    ).toBe("CPU over the last 4 s: lowest 0.05 cores, highest 0.2 cores, now 0.1 cores");
+    expect(sparklineSummary("CPU", samples.slice(0, 1), (x) => x.cpu, String)).toMatch(
+      /not enough samples/,
+    );
   });
 });

@@ -1,4 +1,10 @@
-import type { ApiEvent, ApiLogLine } from "../utils/ui";
+import {
+  type ApiEvent,
+  type ApiLogLine,
+  type ApiStatsSample,
+  parseStatsSample,
+  parseStatsUnsupported,
+} from "../utils/ui";
 
 type Listener = (event: ApiEvent) => void;
 
@@ -65,4 +71,35 @@ export function openLogStream(id: string, onLine: (line: ApiLogLine) => void): (
     }
   });
   return () => logs.close();
+}
+
+/** How a stats stream ends up, for the page to say. */
+export interface StatsStreamHandlers {
+  onSample: (sample: ApiStatsSample) => void;
+  /** The instance's runtime gives no stats (the stream stays open). */
+  onUnsupported: (reason: string) => void;
+  /** The Brain refused or dropped the stream for good (no automatic retry). */
+  onClosed: () => void;
+}
+
+/**
+ * One instance's live resource usage (`/instances/:id/stats`, SSE): the latest
+ * sample, then one every few seconds while the stream is open. The Brain asks
+ * the node to sample only while someone watches, so the caller must close it.
+ */
+export function openStatsStream(id: string, handlers: StatsStreamHandlers): () => void {
+  const stats = new EventSource(`/api/v1/instances/${encodeURIComponent(id)}/stats`);
+  stats.addEventListener("stats", (message) => {
+    const sample = parseStatsSample((message as MessageEvent<string>).data, id);
+    if (sample) handlers.onSample(sample);
+  });
+  stats.addEventListener("unsupported", (message) => {
+    handlers.onUnsupported(parseStatsUnsupported((message as MessageEvent<string>).data));
+  });
+  // A dropped connection is retried by the browser (readyState CONNECTING); an
+  // answer that is not an event stream (401, 404) closes it for good.
+  stats.onerror = () => {
+    if (stats.readyState === EventSource.CLOSED) handlers.onClosed();
+  };
+  return () => stats.close();
 }

@@ -18,6 +18,7 @@ export type {
   ApiNodeDetail,
   ApiPage,
   ApiRole,
+  ApiStatsSample,
   ApiTemplate,
   ApiTemplateDetails,
   ApiTokenInfo,
@@ -26,4 +27,5 @@ export type {
 } from "../../src/ui/api-types";
 export * from "../../src/ui/format";
 export * from "../../src/ui/lifecycle-diagram";
+export * from "../../src/ui/stats";
 export * from "../../src/ui/variable-form";

@@ -4,6 +4,7 @@
  * ISO strings).
  */
 import type {
+  InstanceStatsSample,
   InstanceView,
   LogLineEvent,
   NodeView,
@@ -27,6 +28,8 @@ export type ApiTemplate = Wire<Template>;
 export type ApiTemplateDetails = Wire<TemplateDetails>;
 export type ApiEvent = Wire<LoggedEvent>;
 export type ApiLogLine = LogLineEvent;
+/** One `stats` event of `GET /instances/:id/stats` (already JSON-shaped). */
+export type ApiStatsSample = InstanceStatsSample;
 export type ApiUser = Wire<User>;
 export type ApiTokenInfo = Wire<ApiToken>;
 export type ApiAuditEntry = Wire<AuditEntry>;
