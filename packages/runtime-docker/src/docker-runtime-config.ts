@@ -47,7 +47,19 @@ export interface DockerRuntimeConfig {
   logBacklog?: LogBacklogOptions;
   /** Time source for exit timestamps (default: the system clock). */
   clock?: Clock;
+  /**
+   * Longest wait for the engine's answer to a query (ping, inspect, list,
+   * signal, attach, the start of a log or event stream), default 5 000 ms. A
+   * hung engine accepts connections and answers nothing; past this the call
+   * fails with `UNAVAILABLE` instead of hanging the agent with it.
+   */
+  requestTimeoutMs?: number;
+  /** The same for engine actions (create, start, remove, the start of a pull), default 30 000 ms. */
+  actionTimeoutMs?: number;
 }
+
+/** Defaults of the engine-call deadlines (see `requestTimeoutMs` and `actionTimeoutMs`). */
+export const DEFAULT_DOCKER_TIMEOUTS = Object.freeze({ requestMs: 5_000, actionMs: 30_000 });
 
 /** Capabilities an operator may not add: each is as good as root on the host. */
 export const REFUSED_CAPABILITIES: readonly string[] = Object.freeze([

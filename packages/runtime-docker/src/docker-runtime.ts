@@ -5,7 +5,9 @@
  * no-new-privileges, pids/memory/CPU limits, only the instance directory
  * mounted, images from the allow-list only, an init process so signals work.
  * Containers carry labels, so a new runtime finds them again (`list`) after an
- * agent restart; exits come from the engine's event stream.
+ * agent restart; exits come from the engine's event stream. Every engine call
+ * has a deadline: a stopped or hung engine makes calls fail fast with
+ * `UNAVAILABLE` (retryable), never hang the agent.
  */
 import { posix } from "node:path";
 import {
@@ -34,13 +36,18 @@ import {
   type RuntimeStopSpec,
   resolveInstanceDirectory,
   systemClock,
+  UnavailableError,
   ValidationError,
   validateRuntimeSpec,
 } from "@orchestrator/core";
 import Dockerode from "dockerode";
 import { classifyDockerError, dockerStatus } from "./classify-docker-error.js";
 import { DockerFrameDecoder, type DockerStreamName } from "./docker-frame-decoder.js";
-import { type DockerRuntimeConfig, REFUSED_CAPABILITIES } from "./docker-runtime-config.js";
+import {
+  DEFAULT_DOCKER_TIMEOUTS,
+  type DockerRuntimeConfig,
+  REFUSED_CAPABILITIES,
+} from "./docker-runtime-config.js";
 
 /** Labels the runtime puts on its containers. */
 export const DOCKER_LABELS = Object.freeze({
@@ -118,6 +125,8 @@ export class DockerRuntime implements Runtime {
   private readonly network: string;
   private readonly capAdd: string[];
   private readonly clock: Clock;
+  private readonly requestTimeoutMs: number;
+  private readonly actionTimeoutMs: number;
   private readonly exits = new ExitListeners();
   private readonly tracked = new Map<string, Tracked>();
   /**
@@ -164,8 +173,16 @@ export class DockerRuntime implements Runtime {
     if (config.user !== undefined && !/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(config.user)) {
       issues.push({ path: "user", message: "must be user or user:group" });
     }
+    for (const key of ["requestTimeoutMs", "actionTimeoutMs"] as const) {
+      const value = config[key];
+      if (value !== undefined && !(Number.isInteger(value) && value >= 50 && value <= 600_000)) {
+        issues.push({ path: key, message: "must be whole milliseconds from 50 to 600000" });
+      }
+    }
     if (issues.length > 0) throw new ValidationError(issues);
     this.docker = config.docker ?? new Dockerode();
+    this.requestTimeoutMs = config.requestTimeoutMs ?? DEFAULT_DOCKER_TIMEOUTS.requestMs;
+    this.actionTimeoutMs = config.actionTimeoutMs ?? DEFAULT_DOCKER_TIMEOUTS.actionMs;
     this.policy = {
       ...config.policy,
       instanceRoots: config.instanceRoots ?? [],
@@ -192,7 +209,11 @@ export class DockerRuntime implements Runtime {
   private async initialize(): Promise<void> {
     this.assertUsable();
     try {
-      await this.docker.ping();
+      // dockerode honours `abortSignal` on ping; its type declarations do not list it.
+      const ping = this.docker.ping.bind(this.docker) as unknown as (options: {
+        abortSignal: AbortSignal;
+      }) => Promise<unknown>;
+      await this.call("ping", "request", (abortSignal) => ping({ abortSignal }));
     } catch (error) {
       throw classifyDockerError(error, "ping");
     }
@@ -293,9 +314,17 @@ export class DockerRuntime implements Runtime {
         },
       },
     };
+    // A fresh body per attempt: the client strips the abort signal off the object it gets.
+    const createContainer = () =>
+      this.call(
+        `create ${spec.instanceId}`,
+        "action",
+        (abortSignal) => this.docker.createContainer({ ...body, abortSignal }),
+        options.signal,
+      );
     let container: Dockerode.Container;
     try {
-      container = await this.docker.createContainer(body);
+      container = await createContainer();
     } catch (error) {
       if (dockerStatus(error) === 409) {
         throw new ConflictError(`runtime instance '${spec.instanceId}' already exists`, {
@@ -307,7 +336,7 @@ export class DockerRuntime implements Runtime {
       // The image is missing (the only 404 of a create): pull it if allowed, then once more.
       await this.pullImage(spec.image!, options.signal);
       try {
-        container = await this.docker.createContainer(body);
+        container = await createContainer();
       } catch (retryError) {
         throw classifyDockerError(retryError, `create ${spec.instanceId}`);
       }
@@ -361,7 +390,12 @@ export class DockerRuntime implements Runtime {
     });
     try {
       try {
-        await container.start();
+        await this.call(
+          `start ${instanceId}`,
+          "action",
+          (abortSignal) => container.start({ abortSignal }),
+          options.signal,
+        );
       } catch (error) {
         if (dockerStatus(error) === 304) {
           throw new ConflictError(`runtime instance '${instanceId}' is already running`);
@@ -432,7 +466,9 @@ export class DockerRuntime implements Runtime {
       // Killed first, so its exit is announced as requested before it disappears.
       if (this.statusOf(found) === "running") await this.kill(instanceId);
       try {
-        await this.docker.getContainer(found.Id).remove({ force: true, v: true });
+        await this.call(`remove ${instanceId}`, "action", (abortSignal) =>
+          this.docker.getContainer(found.Id).remove({ force: true, v: true, abortSignal }),
+        );
       } catch (error) {
         if (dockerStatus(error) !== 404) throw classifyDockerError(error, `remove ${instanceId}`);
       }
@@ -460,10 +496,13 @@ export class DockerRuntime implements Runtime {
     ];
     let containers: Dockerode.ContainerInfo[];
     try {
-      containers = await this.docker.listContainers({
-        all: true,
-        filters: JSON.stringify({ label: filters }),
-      });
+      containers = await this.call("list", "request", (abortSignal) =>
+        this.docker.listContainers({
+          all: true,
+          filters: JSON.stringify({ label: filters }),
+          abortSignal,
+        }),
+      );
     } catch (error) {
       throw classifyDockerError(error, "list");
     }
@@ -515,7 +554,16 @@ export class DockerRuntime implements Runtime {
     let stats: Dockerode.ContainerStats;
     try {
       // one-shot: no second sample taken by the engine (~1 s); we keep our own.
-      stats = await this.docker.getContainer(found.Id).stats({ stream: false, "one-shot": true });
+      stats = await this.call(`stats ${instanceId}`, "request", (abortSignal) =>
+        this.docker.getContainer(found.Id).stats({
+          stream: false,
+          "one-shot": true,
+          abortSignal,
+        } as {
+          stream: false;
+          "one-shot": boolean;
+        }),
+      );
     } catch (error) {
       throw classifyDockerError(error, `stats ${instanceId}`);
     }
@@ -595,6 +643,36 @@ export class DockerRuntime implements Runtime {
     await this.init();
   }
 
+  /**
+   * One engine call with a deadline. Streams count as answered once the
+   * engine sends their headers: the deadline never cuts a running stream. A
+   * call past its deadline fails with a retryable `UNAVAILABLE`; the caller's
+   * own `signal` aborts it as before.
+   */
+  private async call<T>(
+    what: string,
+    kind: "request" | "action",
+    run: (signal: AbortSignal) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    const timeoutMs = kind === "request" ? this.requestTimeoutMs : this.actionTimeoutMs;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    try {
+      return await run(signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal);
+    } catch (error) {
+      if (deadline.signal.aborted && !signal?.aborted) {
+        throw new UnavailableError(
+          `the Docker engine did not answer ${what} within ${timeoutMs} ms (hung or overloaded)`,
+          { cause: error, details: { timeoutMs } },
+        );
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private containerName(instanceId: string): string {
     return `${this.namePrefix}${instanceId}`;
   }
@@ -635,7 +713,9 @@ export class DockerRuntime implements Runtime {
 
   private async inspectById(id: string): Promise<Inspected | null> {
     try {
-      const info = await this.docker.getContainer(id).inspect();
+      const info = await this.call(`inspect ${id}`, "request", (abortSignal) =>
+        this.docker.getContainer(id).inspect({ abortSignal }),
+      );
       if (info.State.Running) this.runOf(info.Id).observed = info.State.StartedAt;
       return info;
     } catch (error) {
@@ -719,7 +799,13 @@ export class DockerRuntime implements Runtime {
       ]);
     }
     try {
-      const stream = await this.docker.pull(image, { abortSignal: signal });
+      // Bounded until the engine starts answering; the download itself may take long.
+      const stream = await this.call(
+        `pull ${image}`,
+        "action",
+        (abortSignal) => this.docker.pull(image, { abortSignal }),
+        signal,
+      );
       await new Promise<void>((resolve, reject) => {
         this.docker.modem.followProgress(stream, (error: Error | null) =>
           error ? reject(error) : resolve(),
@@ -732,7 +818,9 @@ export class DockerRuntime implements Runtime {
 
   private async signal(containerId: string, signal: string): Promise<void> {
     try {
-      await this.docker.getContainer(containerId).kill({ signal });
+      await this.call(`signal ${containerId}`, "request", (abortSignal) =>
+        this.docker.getContainer(containerId).kill({ signal, abortSignal }),
+      );
     } catch (error) {
       // 409: it is not running (any more): what we wanted anyway.
       if (dockerStatus(error) !== 409 && dockerStatus(error) !== 404) {
@@ -826,9 +914,11 @@ export class DockerRuntime implements Runtime {
   private async writeConsole(containerId: string, line: string): Promise<void> {
     let stream: NodeJS.ReadWriteStream;
     try {
-      stream = await this.docker
-        .getContainer(containerId)
-        .attach({ stream: true, stdin: true, hijack: true });
+      stream = await this.call(`attach ${containerId}`, "request", (abortSignal) =>
+        this.docker
+          .getContainer(containerId)
+          .attach({ stream: true, stdin: true, hijack: true, abortSignal }),
+      );
     } catch (error) {
       throw classifyDockerError(error, `attach ${containerId}`);
     }
@@ -898,13 +988,17 @@ export class DockerRuntime implements Runtime {
     tracked.pump?.close();
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await this.docker.getContainer(containerId).logs({
-        follow: true,
-        stdout: true,
-        stderr: true,
-        timestamps: true,
-        ...from,
-      });
+      // Bounded until the stream opens; it then follows as long as the container runs.
+      stream = await this.call(`logs ${containerId}`, "request", (abortSignal) =>
+        this.docker.getContainer(containerId).logs({
+          follow: true,
+          stdout: true,
+          stderr: true,
+          timestamps: true,
+          ...from,
+          abortSignal,
+        }),
+      );
     } catch (error) {
       throw classifyDockerError(error, `logs ${containerId}`);
     }
@@ -934,13 +1028,16 @@ export class DockerRuntime implements Runtime {
   private async readHistory(tracked: Tracked, containerId: string): Promise<void> {
     let buffer: Buffer;
     try {
-      buffer = await this.docker.getContainer(containerId).logs({
-        follow: false,
-        stdout: true,
-        stderr: true,
-        timestamps: true,
-        tail: this.backlogLines(),
-      });
+      buffer = await this.call(`logs ${containerId}`, "request", (abortSignal) =>
+        this.docker.getContainer(containerId).logs({
+          follow: false,
+          stdout: true,
+          stderr: true,
+          timestamps: true,
+          tail: this.backlogLines(),
+          abortSignal,
+        }),
+      );
     } catch (error) {
       throw classifyDockerError(error, `logs ${containerId}`);
     }
@@ -959,11 +1056,14 @@ export class DockerRuntime implements Runtime {
     };
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await this.docker.getEvents({
-        filters: JSON.stringify(filters),
-        // After a reconnect, replay what happened while we were away.
-        ...(this.lastEventSeconds > 0 ? { since: this.lastEventSeconds } : {}),
-      } as Dockerode.GetEventsOptions);
+      stream = await this.call("events", "request", (abortSignal) =>
+        this.docker.getEvents({
+          filters: JSON.stringify(filters),
+          // After a reconnect, replay what happened while we were away.
+          ...(this.lastEventSeconds > 0 ? { since: this.lastEventSeconds } : {}),
+          abortSignal,
+        } as Dockerode.GetEventsOptions),
+      );
     } catch (error) {
       throw classifyDockerError(error, "events");
     }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OrchestratorError, waitUntilReady } from "@orchestrator/core";
@@ -28,6 +28,8 @@ function dockerClient(): Dockerode {
 }
 
 const docker = dockerClient();
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describeRuntimeConformance("docker", {
   skipReason,
@@ -201,6 +203,80 @@ describe.skipIf(skipReason !== null)("DockerRuntime extras", () => {
       ).rejects.toMatchObject({ code: "VALIDATION_FAILED" });
     } finally {
       await strict.destroy();
+    }
+  });
+
+  it("bounds engine calls, never the streams: a short deadline still follows logs and exits past it", async () => {
+    const quick = new DockerRuntime({
+      docker,
+      allowedImages: [image],
+      instanceRoots: [base],
+      namespace: `${namespace}-deadline`,
+      pull: "never",
+      requestTimeoutMs: 300,
+    });
+    const exits: number[] = [];
+    await quick.onExit((exit) => exits.push(exit.exitCode ?? -1));
+    const instanceId = `extras-${run}-late`;
+    const workingDirectory = join(base, instanceId);
+    await mkdir(workingDirectory);
+    await writeFile(
+      join(workingDirectory, "late.sh"),
+      "echo early\nsleep 1.5\necho late\nexit 7\n",
+    );
+    try {
+      await quick.create({
+        instanceId,
+        image,
+        command: ["sh", "late.sh"],
+        env: {},
+        workingDirectory,
+        ports: [],
+        resources: { memoryMb: 32, cpu: 0.2, diskMb: 8 },
+        labels: {},
+        stop: { input: null, signal: "SIGTERM", timeoutSeconds: 2 },
+      });
+      await quick.start(instanceId);
+      const deadline = Date.now() + 15_000;
+      while (exits.length === 0 && Date.now() < deadline) await sleep(100);
+      expect(exits).toEqual([7]); // the event stream outlived the 300 ms deadline
+      const lines: string[] = [];
+      for await (const line of await quick.logs(instanceId)) lines.push(line.line);
+      expect(lines).toEqual(["early", "late"]); // and so did the log follow
+    } finally {
+      await quick.remove(instanceId).catch(() => undefined);
+      await quick.destroy();
+    }
+  });
+
+  it("fails fast with UNAVAILABLE when the engine accepts connections and answers nothing (hung)", async () => {
+    const socketPath = join(base, "hung.sock");
+    const held: Socket[] = [];
+    const hung = createServer((socket) => held.push(socket)); // reads nothing, answers nothing
+    await new Promise<void>((resolve) => hung.listen(socketPath, resolve));
+    const runtime = new DockerRuntime({
+      docker: new Dockerode({ socketPath }),
+      allowedImages: [image],
+      requestTimeoutMs: 300,
+    });
+    try {
+      const started = performance.now();
+      const failure = await runtime.list().catch((error: unknown) => error);
+      expect(performance.now() - started).toBeLessThan(3_000);
+      expect(failure).toMatchObject({ code: "UNAVAILABLE", retryable: true });
+      expect((failure as Error).message).toMatch(/did not answer ping within 300 ms/);
+    } finally {
+      await runtime.destroy();
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => hung.close(resolve));
+    }
+  });
+
+  it("refuses deadlines that are not sensible", () => {
+    for (const requestTimeoutMs of [0, -1, 1.5, 10_000_000]) {
+      expect(() => new DockerRuntime({ docker, allowedImages: [image], requestTimeoutMs })).toThrow(
+        /requestTimeoutMs/,
+      );
     }
   });
 
