@@ -1,8 +1,9 @@
 /**
  * Places REQUESTED instances: one snapshot of the cluster, one batch through
- * the scheduler, then per placement one transaction that reserves capacity and
- * ports, moves the instance to SCHEDULED (new epoch) and queues its prepare
- * command. Unplaceable instances stay REQUESTED with the explanation kept.
+ * the scheduler, then one transaction per chunk of placements that, for each,
+ * reserves capacity and ports, moves the instance to SCHEDULED (new epoch) and
+ * queues its prepare command. Unplaceable instances stay REQUESTED with the
+ * explanation kept.
  */
 import {
   type Clock,
@@ -11,6 +12,7 @@ import {
   type LeaseFence,
   OrchestratorError,
   type Repositories,
+  type RepositorySet,
   type StoredInstance,
   type TemplateDefinition,
   templateRuntimes,
@@ -29,6 +31,8 @@ import type { PlacementExplanations } from "../services/placement-explanations.j
 
 /** Instances considered per round. */
 const BATCH = 500;
+/** Placements written per transaction. */
+const CHUNK = 100;
 
 export class SchedulingRound {
   constructor(
@@ -87,70 +91,107 @@ export class SchedulingRound {
     }
 
     const results = createScheduler(snapshot, this.options).placeBatch(requests);
-    const events: InstanceEvent[] = [];
-    const wake = new Set<string>();
-    let placed = 0;
+    const placements: Placement[] = [];
     for (const [index, result] of results.entries()) {
       const instance = candidates[index]!;
-      if (!result.placed) {
+      if (result.placed) placements.push({ instance, nodeId: result.nodeId, ports: result.ports });
+      else
         this.explanations.set(instance.id, {
           at: this.clock.now(),
           explanation: result.explanation,
         });
-        continue;
-      }
+    }
+    const events: InstanceEvent[] = [];
+    const wake = new Set<string>();
+    const done = (placement: Placement, event: InstanceEvent) => {
+      events.push(event);
+      wake.add(placement.nodeId);
+      this.explanations.delete(placement.instance.id);
+    };
+    // Placements are written CHUNK to a transaction: one commit (and, on MySQL,
+    // one turn of the event-seq row lock) for many instances instead of one
+    // each, which is what lets the loop keep up with the API.
+    let leaseLost = false;
+    for (let start = 0; start < placements.length && !leaseLost; start += CHUNK) {
+      const chunk = placements.slice(start, start + CHUNK);
       try {
-        const event = await this.repositories.transaction(
+        const written = await this.repositories.transaction(
           async (tx) => {
-            const now = this.clock.now();
-            await tx.nodes.reserve(
-              result.nodeId,
-              instance.id,
-              instance.resources,
-              Object.values(result.ports),
-              now,
-            );
-            const { instance: scheduled, event } = await tx.instances.transition(instance.id, {
-              expected: { state: "REQUESTED", version: instance.version },
-              trigger: "schedule",
-              reason: `placed on ${result.nodeId}`,
-              actor: { kind: "system", id: "scheduler" },
-              at: now,
-              change: { nodeId: result.nodeId, epoch: instance.epoch + 1, ports: result.ports },
-            });
-            await tx.commands.enqueue(
-              {
-                id: this.ids.next("cmd"),
-                nodeId: result.nodeId,
-                instanceId: instance.id,
-                type: "prepare",
-                payload: {},
-                epoch: scheduled.epoch,
-              },
-              now,
-            );
-            return event;
+            const out: InstanceEvent[] = [];
+            for (const placement of chunk) out.push(await this.write(tx, placement));
+            return out;
           },
           { fence: { ...fence, now: this.clock.now() } },
         );
-        events.push(event);
-        wake.add(result.nodeId);
-        this.explanations.delete(instance.id);
-        placed += 1;
+        for (const [index, event] of written.entries()) done(chunk[index]!, event);
       } catch (error) {
-        // Capacity or ports taken meanwhile, or the instance moved: next round retries.
         if (!OrchestratorError.hasCode(error, "CONFLICT")) throw error;
-        this.log.debug(
-          { instanceId: instance.id, err: error },
-          "placement lost a race; retrying next round",
-        );
+        if (isLeaseLost(error)) break; // another Brain schedules now: it places the rest
+        // One of them lost a race (capacity or ports taken meanwhile, or the
+        // instance changed): the chunk was rolled back, so write its
+        // placements one by one and let only the losers wait for next round.
+        for (const placement of chunk) {
+          try {
+            const event = await this.repositories.transaction((tx) => this.write(tx, placement), {
+              fence: { ...fence, now: this.clock.now() },
+            });
+            done(placement, event);
+          } catch (single) {
+            if (!OrchestratorError.hasCode(single, "CONFLICT")) throw single;
+            if (isLeaseLost(single)) {
+              leaseLost = true;
+              break;
+            }
+            this.log.debug(
+              { instanceId: placement.instance.id, err: single },
+              "placement lost a race; retrying next round",
+            );
+          }
+        }
       }
     }
     for (const event of events) this.live.events.publish({ kind: "instance", ...event });
     for (const nodeId of wake) this.signals.wake(nodeId);
     this.latency?.observe({}, (performance.now() - started) / 1000);
-    return placed;
+    return events.length;
   }
+
+  /** Reserves capacity and ports, moves the instance to SCHEDULED (new epoch), queues prepare. */
+  private async write(tx: RepositorySet, placement: Placement): Promise<InstanceEvent> {
+    const { instance, nodeId, ports } = placement;
+    const now = this.clock.now();
+    await tx.nodes.reserve(nodeId, instance.id, instance.resources, Object.values(ports), now);
+    const { instance: scheduled, event } = await tx.instances.transition(instance.id, {
+      expected: { state: "REQUESTED", version: instance.version },
+      trigger: "schedule",
+      reason: `placed on ${nodeId}`,
+      actor: { kind: "system", id: "scheduler" },
+      at: now,
+      change: { nodeId, epoch: instance.epoch + 1, ports },
+    });
+    await tx.commands.enqueue(
+      {
+        id: this.ids.next("cmd"),
+        nodeId,
+        instanceId: instance.id,
+        type: "prepare",
+        payload: {},
+        epoch: scheduled.epoch,
+      },
+      now,
+    );
+    return event;
+  }
+}
+
+interface Placement {
+  instance: StoredInstance;
+  nodeId: string;
+  ports: Record<string, number>;
+}
+
+function isLeaseLost(error: unknown): boolean {
+  return (error as OrchestratorError).details?.reason === "lease-lost";
 }
 
 /** What the scheduler needs to know about an instance of a template. */

@@ -27,6 +27,14 @@ import { type Principal, TOKEN_SCOPES } from "./principal.js";
 
 export const MIN_PASSWORD_LENGTH = 10;
 const TOKEN_TOUCH_INTERVAL_MS = 60_000;
+/**
+ * How long a verified API token is trusted without reading it again. Changes
+ * made through this Brain (token deleted, user disabled, deleted, demoted)
+ * drop the cached entries at once; a change made through another Brain
+ * replica is seen within this time.
+ */
+export const TOKEN_CACHE_TTL_MS = 1_000;
+const TOKEN_CACHE_MAX_ENTRIES = 10_000;
 const USERNAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]{1,63}$/;
 
 /** The CSRF token of a session: derived from its secret, so nothing more is stored. */
@@ -41,7 +49,13 @@ export interface LoginResult {
   expiresAt: Date;
 }
 
+type TokenPrincipal = Extract<Principal, { via: "token" }>;
+
 export class AuthService {
+  /** Verified API tokens by secret hash: one database read per token and second, not per request. */
+  private readonly tokenCache = new Map<string, { principal: TokenPrincipal; until: number }>();
+  private tokenCacheGeneration = 0;
+
   constructor(
     private readonly repositories: Repositories,
     private readonly clock: Clock,
@@ -114,22 +128,7 @@ export class AuthService {
     const bearer = credentials.bearer ?? null;
     if (bearer) {
       const kind = secretKind(bearer);
-      if (kind === "apiToken") {
-        const found = await this.repositories.tokens.findBySecretHash(hashSecret(bearer), now);
-        if (!found || found.user.disabled) return null;
-        // "Last used" is for people: refreshed at most once a minute, not one write per request.
-        const lastUsed = found.token.lastUsedAt?.getTime() ?? 0;
-        if (now.getTime() - lastUsed >= TOKEN_TOUCH_INTERVAL_MS) {
-          await this.repositories.tokens.touch(found.token.id, now);
-        }
-        return {
-          kind: "user",
-          user: found.user,
-          via: "token",
-          tokenId: found.token.id,
-          scopes: found.token.scopes,
-        };
-      }
+      if (kind === "apiToken") return this.tokenPrincipal(bearer, now);
       // The session secret from a login works as a bearer token too (scripts, the CLI).
       if (kind === "session") return this.sessionPrincipal(bearer, now, "bearer");
       if (kind === "nodeCredential") {
@@ -142,6 +141,48 @@ export class AuthService {
     if (cookie && secretKind(cookie) === "session")
       return this.sessionPrincipal(cookie, now, "cookie");
     return null;
+  }
+
+  private async tokenPrincipal(secret: string, now: Date): Promise<TokenPrincipal | null> {
+    const hash = hashSecret(secret);
+    const nowMs = now.getTime();
+    const cached = this.tokenCache.get(hash);
+    if (cached && cached.until > nowMs) return cached.principal;
+    this.tokenCache.delete(hash);
+    const generation = this.tokenCacheGeneration;
+    const found = await this.repositories.tokens.findBySecretHash(hash, now);
+    if (!found || found.user.disabled) return null;
+    // "Last used" is for people: refreshed at most once a minute, not one write per request.
+    const lastUsed = found.token.lastUsedAt?.getTime() ?? 0;
+    if (nowMs - lastUsed >= TOKEN_TOUCH_INTERVAL_MS) {
+      await this.repositories.tokens.touch(found.token.id, now);
+    }
+    const principal: TokenPrincipal = {
+      kind: "user",
+      user: found.user,
+      via: "token",
+      tokenId: found.token.id,
+      scopes: found.token.scopes,
+    };
+    // A revocation that happened while this read was on its way must not be undone by caching it.
+    if (generation !== this.tokenCacheGeneration) return principal;
+    const expires = found.token.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
+    if (this.tokenCache.size >= TOKEN_CACHE_MAX_ENTRIES) {
+      const oldest = this.tokenCache.keys().next().value;
+      if (oldest !== undefined) this.tokenCache.delete(oldest);
+    }
+    this.tokenCache.set(hash, { principal, until: Math.min(nowMs + TOKEN_CACHE_TTL_MS, expires) });
+    return principal;
+  }
+
+  /** Drops cached tokens (of one token or of one user's) after a change that revokes access. */
+  private forgetTokens(match: { tokenId?: string; userId?: string }): void {
+    this.tokenCacheGeneration += 1;
+    for (const [hash, { principal }] of this.tokenCache) {
+      if (principal.tokenId === match.tokenId || principal.user.id === match.userId) {
+        this.tokenCache.delete(hash);
+      }
+    }
   }
 
   private async sessionPrincipal(
@@ -203,6 +244,7 @@ export class AuthService {
     if (!token || (token.userId !== actor.id && actor.role !== "admin"))
       throw new NotFoundError("token", tokenId);
     await this.repositories.tokens.delete(tokenId);
+    this.forgetTokens({ tokenId });
     this.live.revoke({ tokenId });
     return token;
   }
@@ -242,6 +284,8 @@ export class AuthService {
       ...(changes.disabled === undefined ? {} : { disabled: changes.disabled }),
       ...(changes.password ? { passwordHash: await hashPassword(changes.password) } : {}),
     });
+    // Cached principals carry the user (role, disabled): read it again.
+    this.forgetTokens({ userId: id });
     if (changes.disabled || changes.password || changes.role) {
       // Revocation: a disabled (or re-passworded, or demoted) user's sessions end now.
       await this.repositories.sessions.deleteForUser(id);
@@ -253,6 +297,7 @@ export class AuthService {
   async deleteUser(actor: User, id: string): Promise<void> {
     if (id === actor.id) throw new ForbiddenError("admins cannot delete themselves");
     await this.repositories.users.delete(id);
+    this.forgetTokens({ userId: id });
     this.live.revoke({ userId: id });
   }
 
