@@ -17,4 +17,10 @@ export interface SqliteDialectConfig {
    * disk syncs; the WAL file is truncated back after a checkpoint.
    */
   walAutocheckpointPages?: number;
+  /**
+   * Checkpoint from a worker thread once the WAL passes 1,000 pages (default
+   * true for files), so no commit on the event loop pays for a checkpoint;
+   * `walAutocheckpointPages` then only applies if the worker falls behind.
+   */
+  backgroundCheckpoints?: boolean;
 }

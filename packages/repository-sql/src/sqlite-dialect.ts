@@ -4,7 +4,8 @@
  * processes on one file wait for each other instead of failing with BUSY
  * half-way), DDL runs in transactions (SQLite supports it, so a migration is
  * all-or-nothing and serialised between processes), prepared statements are
- * reused, and the file runs in WAL mode with foreign keys on.
+ * reused, the file runs in WAL mode with foreign keys on, and checkpoints run
+ * in a worker thread once the database is busy (see SqliteCheckpointer).
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -21,6 +22,7 @@ import {
   SqliteDriver,
   type SqliteStatement,
 } from "kysely";
+import { SqliteCheckpointer } from "./sqlite-checkpointer.js";
 import type { SqliteDialectConfig } from "./sqlite-dialect-config.js";
 
 export type { SqliteDialectConfig } from "./sqlite-dialect-config.js";
@@ -30,13 +32,16 @@ class StatementCachingDatabase implements SqliteDatabase {
   readonly #db: BetterSqlite3.Database;
   readonly #cache = new Map<string, SqliteStatement>();
   readonly #size: number;
+  readonly #checkpointer: SqliteCheckpointer | null;
 
-  constructor(db: BetterSqlite3.Database, size: number) {
+  constructor(db: BetterSqlite3.Database, size: number, checkpointer: SqliteCheckpointer | null) {
     this.#db = db;
     this.#size = size;
+    this.#checkpointer = checkpointer;
   }
 
   prepare(sql: string): SqliteStatement {
+    if (sql === "commit") this.#checkpointer?.committed();
     const cached = this.#cache.get(sql);
     if (cached) {
       this.#cache.delete(sql);
@@ -56,6 +61,7 @@ class StatementCachingDatabase implements SqliteDatabase {
 
   close(): void {
     this.#cache.clear();
+    void this.#checkpointer?.close();
     this.#db.close();
   }
 }
@@ -119,7 +125,13 @@ export function openSqliteDatabase(config: SqliteDialectConfig): BetterSqlite3.D
 /** A kysely dialect over a better-sqlite3 database file (or `:memory:`), opened on first use. */
 export function createSqliteDialect(config: SqliteDialectConfig): Dialect {
   const size = config.statementCacheSize ?? 256;
-  return new OrchestratorSqliteDialect(
-    async () => new StatementCachingDatabase(openSqliteDatabase(config), size),
-  );
+  const memory = config.filename === ":memory:" || config.filename === "";
+  return new OrchestratorSqliteDialect(async () => {
+    const db = openSqliteDatabase(config);
+    const checkpointer =
+      memory || config.backgroundCheckpoints === false
+        ? null
+        : new SqliteCheckpointer({ filename: db.name });
+    return new StatementCachingDatabase(db, size, checkpointer);
+  });
 }
