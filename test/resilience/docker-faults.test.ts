@@ -1,0 +1,224 @@
+/**
+ * Docker engine faults with real processes: a Brain (SQLite file), an agent
+ * with the Docker runtime and S3 storage, real containers.
+ *
+ * * Engine stopped: the agent reaches the engine through a socket proxy the
+ *   test closes (see `support/docker-engine.ts`: stopping the shared `dockerd`
+ *   would kill every other suite's containers).
+ * * Engine hung: the real `dockerd` is paused with `SIGSTOP` for a few seconds
+ *   and always resumed (`finally` and `afterAll`).
+ */
+import { join } from "node:path";
+import { testServiceSkipReason } from "@orchestrator/core/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { reservationProblems, withBrainDatabase } from "./support/brain-database.js";
+import { stopAllCliProcesses, waitFor } from "./support/cli-process.js";
+import {
+  dockerdProcess,
+  EngineSocketProxy,
+  engineSocketPath,
+  pauseDockerd,
+  resumeDockerd,
+} from "./support/docker-engine.js";
+import { type AgentHandle, Platform } from "./support/platform.js";
+
+const socket = engineSocketPath();
+const skip =
+  testServiceSkipReason("docker") ??
+  testServiceSkipReason("s3") ??
+  (socket ? null : "the Docker engine is not on a Unix socket (ORCH_TEST_DOCKER)");
+if (skip) console.warn(`[resilience] Docker engine faults: ${skip}`);
+
+interface CommandOutcome {
+  id: string;
+  type: string;
+  status: string;
+  message: string | null;
+  /** Delivery to result, in ms. */
+  tookMs: number;
+}
+
+interface NodeWithRuntimes {
+  status: string;
+  unavailableRuntimes: { kind: string; available: boolean; reason?: string }[];
+}
+
+describe.skipIf(skip !== null)(
+  "Docker engine faults (real processes)",
+  { timeout: 120_000 },
+  () => {
+    let platform: Platform;
+    let agent: AgentHandle;
+    let proxy: EngineSocketProxy;
+
+    /** The outbox's last command of an instance, once it has a result. */
+    const answered = (instanceId: string, type: string, after: number, timeoutMs = 30_000) =>
+      waitFor(
+        `${type} of ${instanceId} answered`,
+        () =>
+          withBrainDatabase(platform, async (db) => {
+            const row = await db
+              .selectFrom("orch_commands")
+              .select(["id", "type", "status", "result_message", "delivered_at", "completed_at"])
+              .where("instance_id", "=", instanceId)
+              .where("type", "=", type)
+              .where("created_at", ">=", after)
+              .orderBy("ordinal", "desc")
+              .executeTakeFirst();
+            if (!row || row.completed_at === null || row.delivered_at === null) return null;
+            return {
+              id: row.id,
+              type: row.type,
+              status: row.status,
+              message: row.result_message,
+              tookMs: Number(row.completed_at) - Number(row.delivered_at),
+            } satisfies CommandOutcome;
+          }),
+        { timeoutMs, context: () => platform.diagnostics() },
+      );
+
+    const node = async () =>
+      (await platform.api<NodeWithRuntimes>("GET", `/nodes/${agent.nodeId}`)).body;
+
+    /** Checks that hold after every fault. */
+    async function invariants(): Promise<void> {
+      for (const instance of await platform.instances()) {
+        const seqs = (await platform.events(instance.id)).map((e) => e.seq);
+        expect(new Set(seqs).size).toBe(seqs.length);
+        expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+      }
+      expect(await reservationProblems(platform)).toEqual([]);
+      expect(agent.process!.exited, "the agent process is alive").toBe(false);
+      expect(platform.brain!.exited, "the Brain process is alive").toBe(false);
+      expect((await node()).status).toBe("ONLINE");
+    }
+
+    beforeAll(async () => {
+      platform = await Platform.create("sqlite");
+      await platform.startBrain();
+      await platform.login();
+      const pushed = await platform.pushTemplate({ name: "df-quick", runtime: "docker" });
+      expect(pushed.code, pushed.output).toBe(0);
+      proxy = new EngineSocketProxy(join(platform.dir, "engine.sock"), socket!);
+      await proxy.start();
+      agent = await platform.addAgent("df-agent", "docker", "42900-42999", {
+        DOCKER_HOST: proxy.dockerHost,
+      });
+    }, 120_000);
+
+    afterAll(async () => {
+      resumeDockerd();
+      try {
+        await proxy?.start(); // the agent must reach the engine to clean up
+        await platform?.dispose();
+      } finally {
+        await proxy?.stop();
+        await stopAllCliProcesses();
+      }
+    }, 120_000);
+
+    it("engine stopped → the agent stays up and reports the runtime unavailable, a start fails fast with a retryable error, nothing is placed there, the running server is untouched; engine back → available, a new start works", async () => {
+      const running = await platform.createInstance("df-quick", "keeps-running");
+      const stopped = await platform.createInstance("df-quick", "to-start");
+      await platform.waitForState(running, "RUNNING");
+      await platform.waitForState(stopped, "RUNNING");
+      const identity = await agent.serverIdentity(running);
+      expect((await platform.api("POST", `/instances/${stopped}/stop`)).status).toBe(202);
+      await platform.waitForState(stopped, "STOPPED");
+
+      await proxy.stop();
+      let pending: string;
+      try {
+        const unavailable = await waitFor(
+          "the node to show its Docker runtime unavailable",
+          async () => {
+            const current = await node();
+            return current.unavailableRuntimes.find((r) => r.kind === "docker") ?? null;
+          },
+          { timeoutMs: 15_000 },
+        );
+        expect(unavailable.available).toBe(false);
+        expect(unavailable.reason).toMatch(/Docker engine is unreachable/);
+
+        const before = Date.now();
+        expect((await platform.api("POST", `/instances/${stopped}/start`)).status).toBe(202);
+        const start = await answered(stopped, "start", before);
+        expect(start.status).toBe("failed");
+        expect(start.message).toMatch(/the Docker engine is unreachable \(E[A-Z]+\)/);
+        expect(start.tookMs).toBeLessThan(2_000); // fast: not a hang until some request timeout
+        expect((await platform.instance(stopped)).state).toBe("STOPPED"); // nothing half-done
+
+        // The scheduler avoids the node while its runtime is down.
+        pending = await platform.createInstance("df-quick", "while-down");
+        const waiting = await waitFor("the placement explanation", async () => {
+          const instance = (await platform.api("GET", `/instances/${pending}`)).body as {
+            state: string;
+            nodeId: string | null;
+            pendingPlacement: unknown;
+          };
+          return instance.pendingPlacement ? instance : null;
+        });
+        expect(waiting.state).toBe("REQUESTED");
+        expect(waiting.nodeId).toBeNull();
+        expect(JSON.stringify(waiting.pendingPlacement)).toContain("runtime docker unavailable");
+
+        expect(agent.process!.exited).toBe(false);
+        expect((await node()).status).toBe("ONLINE");
+        expect((await platform.instance(running)).state).toBe("RUNNING");
+      } finally {
+        await proxy.start();
+      }
+      await waitFor(
+        "the node to show its Docker runtime available again",
+        async () => (await node()).unavailableRuntimes.length === 0,
+        { timeoutMs: 15_000 },
+      );
+      expect((await platform.api("POST", `/instances/${stopped}/start`)).status).toBe(202);
+      await platform.waitForState(stopped, "RUNNING");
+      await platform.waitForState(pending, "RUNNING");
+      expect(await agent.serverIdentity(running)).toBe(identity);
+      const states = (await platform.events(running)).map((e) => e.to);
+      expect(states.filter((s) => s === "STARTING")).toHaveLength(1);
+      await invariants();
+    });
+
+    it("engine hung (dockerd SIGSTOP) → engine calls time out within their deadline, the agent stays up; SIGCONT → a new start works, running servers untouched", async () => {
+      const pid = dockerdProcess();
+      if (pid === null) {
+        // scripts/services.sh always writes the pid file; without it there is nothing to pause.
+        throw new Error("no dockerd started by scripts/services.sh (.services/dockerd.pid)");
+      }
+      const running = await platform.createInstance("df-quick", "hung-keeps-running");
+      const stopped = await platform.createInstance("df-quick", "hung-to-start");
+      await platform.waitForState(running, "RUNNING");
+      await platform.waitForState(stopped, "RUNNING");
+      const identity = await agent.serverIdentity(running);
+      expect((await platform.api("POST", `/instances/${stopped}/stop`)).status).toBe(202);
+      await platform.waitForState(stopped, "STOPPED");
+
+      const before = Date.now();
+      pauseDockerd(pid);
+      let start: CommandOutcome;
+      try {
+        expect((await platform.api("POST", `/instances/${stopped}/start`)).status).toBe(202);
+        // Bounded here too: a regression must not keep the shared engine paused for long.
+        start = await answered(stopped, "start", before, 12_000);
+      } finally {
+        resumeDockerd(); // the outage lasts about one engine deadline: a few seconds
+      }
+      expect(Date.now() - before).toBeLessThan(12_000);
+      expect(start.status).toBe("failed");
+      expect(start.message).toMatch(/the Docker engine did not answer .* within 5000 ms/);
+      // Bounded by the runtime's 5 s deadline (plus the sync round trip), not a hang.
+      expect(start.tookMs).toBeLessThan(8_000);
+      expect(agent.process!.exited).toBe(false);
+      expect((await platform.instance(stopped)).state).toBe("STOPPED");
+
+      expect((await platform.api("POST", `/instances/${stopped}/start`)).status).toBe(202);
+      await platform.waitForState(stopped, "RUNNING");
+      expect(await agent.serverIdentity(running)).toBe(identity);
+      expect((await platform.instance(running)).state).toBe("RUNNING");
+      await invariants();
+    });
+  },
+);
