@@ -183,6 +183,8 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
   /** Refused as a duplicate: the last refusal was logged (later ones are quieter). */
   let refused = false;
   const sessionId = randomBytes(16).toString("base64url");
+  /** Loads the state dir (journal, ledger, instance records) into a fresh manager. */
+  let openState: () => Promise<void> = async () => undefined;
   let describeNode = true;
   let stopped = false;
   let loop: Promise<void> | null = null;
@@ -346,6 +348,9 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
    */
   const claimSession = async (): Promise<AgentCommand[]> => {
     while (!stopped) {
+      // Read (again) from disk: while this process waited, the holder kept
+      // writing the state dir, and the inventory sent must be the current one.
+      await openState();
       try {
         const response = await client.sync(
           {
@@ -411,19 +416,22 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
       nodeId = credential.nodeId;
       client.setCredential(credential.credential);
       await cache.init();
-      journal = await ReportJournal.open(join(config.dataDir, "reports.jsonl"));
-      manager = new InstanceManager({
-        nodeId,
-        runtimes: new Map([[runtime.kind as RuntimeKind, runtime]]),
-        cache,
-        journal,
-        ledger: await CommandLedger.open(join(config.dataDir, "commands.jsonl")),
-        records: await InstanceRecords.open(join(config.dataDir, "instances.json")),
-        instancesDir: join(config.dataDir, "instances"),
-        clock,
-        log,
-        onReport: wake,
-      });
+      const node = nodeId;
+      openState = async () => {
+        journal = await ReportJournal.open(join(config.dataDir, "reports.jsonl"));
+        manager = new InstanceManager({
+          nodeId: node,
+          runtimes: new Map([[runtime.kind as RuntimeKind, runtime]]),
+          cache,
+          journal,
+          ledger: await CommandLedger.open(join(config.dataDir, "commands.jsonl")),
+          records: await InstanceRecords.open(join(config.dataDir, "instances.json")),
+          instancesDir: join(config.dataDir, "instances"),
+          clock,
+          log,
+          onReport: wake,
+        });
+      };
       logs = new LogForwarder(() => runtime, wake);
       stats = new StatsSampler({
         runtimeOf: () => runtime,
@@ -445,7 +453,7 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
         ...(overrides.runtimeCheckTimeoutMs ? { timeoutMs: overrides.runtimeCheckTimeoutMs } : {}),
       });
       const deferred = await claimSession();
-      if (stopped) return;
+      if (stopped || !manager) return;
       await manager.recover();
       for (const command of deferred) dispatch(command);
       health.start();

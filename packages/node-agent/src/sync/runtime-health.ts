@@ -2,8 +2,10 @@
  * Watches whether the agent's runtimes answer: a cheap `list()` every
  * `intervalMs`, abandoned after `timeoutMs` (a hung Docker engine never
  * answers; the agent must not hang with it). A probe still pending when the
- * next one is due is not doubled: the runtime stays unavailable until it
- * answers. Changes wake the sync loop so the Brain learns at once.
+ * next one is due is not doubled (a hung engine would otherwise collect one
+ * open call per interval): the runtime stays unavailable until that call
+ * settles — a resumed engine answers it, a restarted one fails it — and the
+ * next probe decides. Changes wake the sync loop so the Brain learns at once.
  */
 import type { Runtime, RuntimeKind, RuntimeStatus } from "@orchestrator/core";
 
