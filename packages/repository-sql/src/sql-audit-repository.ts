@@ -16,10 +16,18 @@ import {
   toDate,
   toJson,
 } from "./codec.js";
+import { PreparedQuery, pick } from "./prepared-query.js";
 import type { AuditLogTable } from "./schema.js";
 import type { SqlScope } from "./sql-executor.js";
 
 type AuditRow = Omit<AuditLogTable, "seq"> & { seq: number };
+
+// Every mutating API call appends one: compiled once (see PreparedQuery).
+const INSERT = new PreparedQuery<Omit<AuditLogTable, "seq">, never>((db, args) =>
+  db
+    .insertInto("orch_audit_log")
+    .values(pick(args, ["at", "actor_kind", "actor_id", "action", "target", "details", "source"])),
+);
 
 function toEntry(row: AuditRow): AuditEntry {
   return {
@@ -58,9 +66,7 @@ export class SqlAuditRepository implements AuditRepository {
       details,
       source: checkNullableString("source", entry.source, MAX_NAME),
     };
-    const result = await this.#scope.write((db) =>
-      db.insertInto("orch_audit_log").values(row).executeTakeFirstOrThrow(),
-    );
+    const result = await this.#scope.write((db) => INSERT.execute(db, row));
     return toEntry({ ...row, seq: Number(result.insertId) });
   }
 

@@ -122,6 +122,12 @@ export class SqlScope {
   readonly db: Kysely<Database>;
   readonly executor: SqlExecutor;
   readonly inTransaction: boolean;
+  /**
+   * Inside a transaction: reads that cannot change before it ends (rows it
+   * has locked), by key, so a batch of writes does not repeat them. Whoever
+   * changes such a row in the transaction deletes its key.
+   */
+  readonly memo = new Map<string, unknown>();
   #savepointDepth = 0;
 
   constructor(db: Kysely<Database>, executor: SqlExecutor, inTransaction: boolean) {

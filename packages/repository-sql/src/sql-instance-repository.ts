@@ -109,6 +109,24 @@ const TEMPLATE_LATEST = new PreparedQuery<{ name: string }, { latest_version: nu
     return shape === "shared" ? query.modifyEnd(sql`lock in share mode`) : query;
   },
 );
+
+/** The template's latest version number (null: no such template), locked until the transaction ends. */
+async function templateLatest(scope: SqlScope, name: string): Promise<number | null> {
+  const key = templateLatestKey(name);
+  if (scope.inTransaction && scope.memo.has(key)) return scope.memo.get(key) as number | null;
+  const shape = scope.inTransaction && scope.flavor.lockingReads ? "shared" : "";
+  const { rows } = await scope.read((db) => TEMPLATE_LATEST.execute(db, { name }, shape));
+  const latest = rows[0] ? num(rows[0].latest_version) : null;
+  // Share-locked (MySQL) or under SQLite's one writer: it holds until the end.
+  if (scope.inTransaction) scope.memo.set(key, latest);
+  return latest;
+}
+
+/** The memo key of a template's latest version (see SqlScope.memo). */
+export function templateLatestKey(name: string): string {
+  return `template-latest:${name}`;
+}
+
 type UpdateArgs = Partial<InstancesTable> & {
   expectedId: string;
   expectedState: string;
@@ -328,12 +346,8 @@ export class SqlInstanceRepository implements InstanceRepository {
     await this.#scope.atomic(async (scope) => {
       // The shared lock on the template row keeps a concurrent template delete
       // from passing its "unused" check until this instance is committed.
-      const shape = scope.inTransaction && scope.flavor.lockingReads ? "shared" : "";
-      const { rows } = await scope.read((db) =>
-        TEMPLATE_LATEST.execute(db, { name: templateName }, shape),
-      );
-      const template = rows[0];
-      if (!template || num(template.latest_version) < templateVersion) {
+      const latest = await templateLatest(scope, templateName);
+      if (latest === null || latest < templateVersion) {
         throw new NotFoundError("template version", `${templateName}@${templateVersion}`);
       }
       await scope.write((db) => INSERT.execute(db, row));

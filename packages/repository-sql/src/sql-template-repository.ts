@@ -19,9 +19,62 @@ import {
   toDate,
   toJson,
 } from "./codec.js";
+import { PreparedQuery } from "./prepared-query.js";
 import type { TemplatesTable, TemplateVersionsTable } from "./schema.js";
-import type { SqlScope } from "./sql-executor.js";
+import type { SqlExecutor, SqlScope } from "./sql-executor.js";
 import { forUpdate } from "./sql-helpers.js";
+import { templateLatestKey } from "./sql-instance-repository.js";
+
+type VersionHead = Omit<TemplateVersionsTable, "definition">;
+const HEAD_COLUMNS = ["template_name", "version", "digest", "created_at"] as const;
+
+// Every instance creation resolves its template version: the small columns
+// are read each time (so a deleted or re-created template is seen at once),
+// the definition only when this row was not parsed before (see `parsed`).
+const VERSION_HEAD = new PreparedQuery<{ name: string; version: number }, VersionHead>((db, args) =>
+  db
+    .selectFrom("orch_template_versions")
+    .select(HEAD_COLUMNS)
+    .where("template_name", "=", args.name)
+    .where("version", "=", args.version),
+);
+const LATEST_HEAD = new PreparedQuery<{ name: string }, VersionHead>((db, args) =>
+  db
+    .selectFrom("orch_template_versions")
+    .innerJoin("orch_templates", (join) =>
+      join
+        .onRef("orch_templates.name", "=", "orch_template_versions.template_name")
+        .onRef("orch_templates.latest_version", "=", "orch_template_versions.version"),
+    )
+    .select(HEAD_COLUMNS.map((column) => `orch_template_versions.${column}` as const))
+    .where("orch_template_versions.template_name", "=", args.name),
+);
+const DEFINITION = new PreparedQuery<
+  { name: string; version: number },
+  Pick<TemplateVersionsTable, "definition">
+>((db, args) =>
+  db
+    .selectFrom("orch_template_versions")
+    .select("definition")
+    .where("template_name", "=", args.name)
+    .where("version", "=", args.version),
+);
+
+/**
+ * Parsed versions per database, by name, number, digest and creation time: a
+ * version row never changes, and a template deleted and pushed again gets
+ * rows with another creation time. The objects handed out are frozen.
+ */
+const parsed = new WeakMap<SqlExecutor, Map<string, TemplateVersion>>();
+const PARSED_MAX = 256;
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
 
 function toTemplate(row: TemplatesTable): Template {
   return {
@@ -66,22 +119,34 @@ export class SqlTemplateRepository implements TemplateRepository {
 
   async getVersion(name: string, version?: number): Promise<TemplateVersion | null> {
     if (version !== undefined) checkInt("version", version, 1, 2 ** 31 - 1);
-    const row = await this.#scope.read((db) => {
-      const query = db
-        .selectFrom("orch_template_versions")
-        .selectAll("orch_template_versions")
-        .where("orch_template_versions.template_name", "=", name);
-      return version !== undefined
-        ? query.where("version", "=", version).executeTakeFirst()
-        : query
-            .innerJoin("orch_templates", (join) =>
-              join
-                .onRef("orch_templates.name", "=", "orch_template_versions.template_name")
-                .onRef("orch_templates.latest_version", "=", "orch_template_versions.version"),
-            )
-            .executeTakeFirst();
-    });
-    return row ? toVersion(row) : null;
+    if (typeof name !== "string") throw invalid("name", "must be a string");
+    const { rows } = await this.#scope.read((db) =>
+      version === undefined
+        ? LATEST_HEAD.execute(db, { name })
+        : VERSION_HEAD.execute(db, { name, version }),
+    );
+    const head = rows[0];
+    if (!head) return null;
+    let cache = parsed.get(this.#scope.executor);
+    if (!cache) {
+      cache = new Map();
+      parsed.set(this.#scope.executor, cache);
+    }
+    const key = `${head.template_name}\u0000${head.version}\u0000${head.digest}\u0000${head.created_at}`;
+    const cached = cache.get(key);
+    if (cached) return cached;
+    const { rows: definitions } = await this.#scope.read((db) =>
+      DEFINITION.execute(db, { name: head.template_name, version: num(head.version) }),
+    );
+    const definition = definitions[0]?.definition;
+    if (definition === undefined) return null; // deleted between the two reads
+    const found = deepFreeze(toVersion({ ...head, definition }));
+    if (cache.size >= PARSED_MAX) {
+      const oldest = cache.keys().next().value;
+      if (oldest !== undefined) cache.delete(oldest);
+    }
+    cache.set(key, found);
+    return found;
   }
 
   async listVersions(name: string): Promise<TemplateVersion[]> {
@@ -113,6 +178,7 @@ export class SqlTemplateRepository implements TemplateRepository {
     const now = checkDate("at", at);
     const document = toJson(definition);
     return this.#scope.atomic(async (scope) => {
+      scope.memo.delete(templateLatestKey(name));
       // Creating the template row if needed, then locking it, serialises
       // concurrent pushes of one template: version numbers never collide.
       await scope.write((db) => {
@@ -168,6 +234,7 @@ export class SqlTemplateRepository implements TemplateRepository {
 
   async delete(name: string): Promise<void> {
     await this.#scope.atomic(async (scope) => {
+      scope.memo.delete(templateLatestKey(name));
       const template = await scope.read((db) =>
         forUpdate(
           scope,
