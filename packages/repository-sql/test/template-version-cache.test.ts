@@ -17,8 +17,8 @@ function definition(name: string, memoryMb: number): TemplateDefinition {
     resources: { memoryMb, cpu: 0.5, diskMb: 100 },
     readiness: { log: "ready", timeoutSeconds: 30 },
     stop: { input: null, signal: "SIGTERM", timeoutSeconds: 10 },
-    restart: { policy: "never" },
-  } as TemplateDefinition;
+    restart: { policy: "never", maxRestarts: 0, windowSeconds: 60 },
+  };
 }
 
 let h: RepositoryHarness;
