@@ -21,9 +21,9 @@ import {
   NODE_STATUSES,
   NotFoundError,
   type Repositories,
-  randomIdGenerator,
   systemClock,
   type TemplateStorage,
+  timeOrderedIdGenerator,
 } from "@orchestrator/core";
 import { openDatabase, SqlRepositories } from "@orchestrator/repository-sql";
 import type { SchedulerOptions } from "@orchestrator/scheduler";
@@ -54,7 +54,7 @@ import { ReplacementRound } from "./loops/replacement-round.js";
 import { SchedulingRound } from "./loops/scheduling-loop.js";
 import { Counter, Gauge, Histogram, MetricsRegistry } from "./metrics/metrics-registry.js";
 import { AgentService } from "./services/agent-service.js";
-import { AgentSessions } from "./services/agent-sessions.js";
+import { AgentSessions, agentSessionWindowMs } from "./services/agent-sessions.js";
 import { AuthService } from "./services/auth-service.js";
 import { InstanceService } from "./services/instance-service.js";
 import { InstanceStats } from "./services/instance-stats.js";
@@ -175,7 +175,8 @@ export async function buildBrain(
   }
   value(TOKENS.Config, config);
   value(TOKENS.Clock, overrides.clock ?? systemClock);
-  value(TOKENS.IdGenerator, overrides.ids ?? randomIdGenerator);
+  // Time-ordered ids: new rows land at the end of every index that holds an id.
+  value(TOKENS.IdGenerator, overrides.ids ?? timeOrderedIdGenerator);
   value(TOKENS.Repositories, overrides.repositories ?? ownedRepositories);
   value(TOKENS.SchedulerOptions, overrides.scheduler ?? {});
   // A factory: tsyringe treats a `useValue` of null as "not registered".
@@ -199,7 +200,7 @@ export async function buildBrain(
   );
   factory(
     TOKENS.AgentSessions,
-    (c) => new AgentSessions(c.resolve<Clock>(TOKENS.Clock), 2 * config.heartbeatIntervalMs),
+    (c) => new AgentSessions(c.resolve<Clock>(TOKENS.Clock), agentSessionWindowMs(config)),
   );
   factory(TOKENS.NodeRuntimeStatus, () => new NodeRuntimeStatus());
   factory(

@@ -17,6 +17,7 @@ export * from "./ports/clock.js";
 export * from "./ports/command-outbox.js";
 export * from "./ports/event-repository.js";
 export * from "./ports/id-generator.js";
+export * from "./ports/time-ordered-id-generator.js";
 export * from "./ports/instance-repository.js";
 export * from "./ports/join-token-repository.js";
 export * from "./ports/lease-repository.js";
