@@ -16,7 +16,7 @@ import type {
 import { FakeClock } from "@orchestrator/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TOKENS } from "../src/brain.js";
-import { AgentSessions } from "../src/services/agent-sessions.js";
+import { AgentSessions, agentSessionWindowMs } from "../src/services/agent-sessions.js";
 import type { InstanceStats } from "../src/services/instance-stats.js";
 import { createHarness, type Harness, helloTemplate } from "./brain-harness.js";
 
@@ -382,7 +382,7 @@ describe("one agent process per node credential", () => {
   });
 
   it("hands the node to a new session once the holder is silent for the window", async () => {
-    h.clock.advance(2 * h.config.heartbeatIntervalMs);
+    h.clock.advance(agentSessionWindowMs(h.config));
     expect((await h.sync(node.credential, { agentSessionId: SESSION_B })).status).toBe(200);
     // Now the old one is the duplicate.
     expect((await h.sync(node.credential, { agentSessionId: SESSION_A })).status).toBe(409);

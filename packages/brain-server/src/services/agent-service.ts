@@ -32,7 +32,7 @@ import type { FastifyBaseLogger } from "fastify";
 import type { BrainConfig } from "../config/brain-config.js";
 import type { LivenessMonitor } from "../liveness/liveness-monitor.js";
 import type { Counter } from "../metrics/metrics-registry.js";
-import { AgentSessions } from "./agent-sessions.js";
+import { AgentSessions, agentSessionWindowMs } from "./agent-sessions.js";
 import { InstanceStats } from "./instance-stats.js";
 import type { LiveEvents } from "./live-events.js";
 import { NodeRuntimeStatus } from "./node-runtime-status.js";
@@ -98,8 +98,7 @@ export class AgentService {
     private readonly extras: AgentServiceExtras = {},
   ) {
     this.stats = extras.stats ?? new InstanceStats();
-    // Silent for one heartbeat plus one more of grace: the holder is gone.
-    this.sessions = extras.sessions ?? new AgentSessions(clock, 2 * config.heartbeatIntervalMs);
+    this.sessions = extras.sessions ?? new AgentSessions(clock, agentSessionWindowMs(config));
     this.runtimeStatus = extras.runtimeStatus ?? new NodeRuntimeStatus();
   }
 

@@ -23,6 +23,16 @@ interface Holder {
   lastSeen: number;
 }
 
+/**
+ * How long a holder must be silent before another session may take the node:
+ * two heartbeats (a parked sync lasts up to one, and an idle agent pauses up
+ * to a second between syncs) plus 2 s for a loaded host or network. A
+ * restarted agent (kill -9, then started again) waits this long once.
+ */
+export function agentSessionWindowMs(config: { heartbeatIntervalMs: number }): number {
+  return 2 * config.heartbeatIntervalMs + 2_000;
+}
+
 export type SessionVerdict =
   | { accepted: true; takeover: { previous: string; silentMs: number } | null }
   | { accepted: false; holder: string; retryAfterMs: number };
