@@ -186,7 +186,10 @@ export async function buildBrain(
   value(TOKENS.Logger, app.log);
   factory(TOKENS.LiveEvents, () => new LiveEvents());
   factory(TOKENS.NodeSignals, () => new NodeSignals());
-  factory(TOKENS.PlacementExplanations, () => new PlacementExplanations());
+  factory(
+    TOKENS.PlacementExplanations,
+    (c) => new PlacementExplanations(c.resolve<Repositories>(TOKENS.Repositories)),
+  );
   factory(TOKENS.Metrics, () => new MetricsRegistry());
   factory(
     TOKENS.InstanceStats,

@@ -96,7 +96,7 @@ export class SchedulingRound {
       const instance = candidates[index]!;
       if (result.placed) placements.push({ instance, nodeId: result.nodeId, ports: result.ports });
       else
-        this.explanations.set(instance.id, {
+        await this.explanations.set(instance.id, {
           at: this.clock.now(),
           explanation: result.explanation,
         });
@@ -106,7 +106,6 @@ export class SchedulingRound {
     const done = (placement: Placement, event: InstanceEvent) => {
       events.push(event);
       wake.add(placement.nodeId);
-      this.explanations.delete(placement.instance.id);
     };
     // Placements are written CHUNK to a transaction: one commit (and, on MySQL,
     // one turn of the event-seq row lock) for many instances instead of one
@@ -152,6 +151,7 @@ export class SchedulingRound {
     }
     for (const event of events) this.live.events.publish({ kind: "instance", ...event });
     for (const nodeId of wake) this.signals.wake(nodeId);
+    for (const event of events) await this.explanations.clear(event.instanceId);
     this.latency?.observe({}, (performance.now() - started) / 1000);
     return events.length;
   }

@@ -81,10 +81,18 @@ export class InstanceService {
     private readonly wakeScheduler: () => void,
   ) {}
 
-  view(instance: StoredInstance): InstanceView {
+  /** Lists show no placement explanation (one read per instance); `detail` does. */
+  view(instance: StoredInstance, pendingPlacement: PendingPlacement | null = null): InstanceView {
     const variables: Record<string, string> = { ...instance.variables };
     for (const name of instance.secretVariables) variables[name] = REDACTED;
-    return { ...instance, variables, pendingPlacement: this.explanations.get(instance.id) };
+    return { ...instance, variables, pendingPlacement };
+  }
+
+  /** One instance as the API shows it, with why it is not placed yet while it waits. */
+  async detail(id: string): Promise<InstanceView> {
+    const instance = await this.get(id);
+    const pending = instance.state === "REQUESTED" ? await this.explanations.get(id) : null;
+    return this.view(instance, pending);
   }
 
   list(filter: InstanceFilter): Promise<Page<StoredInstance>> {
@@ -363,7 +371,7 @@ export class InstanceService {
       });
       return updated;
     });
-    this.explanations.delete(id);
+    await this.explanations.clear(id);
     this.publish(effects);
     return result;
   }

@@ -139,7 +139,7 @@ export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = async (
     { schema: { tags: ["instances"], params: IdParams } },
     async (request) => {
       requireUser(request, "viewer", "instances", "read");
-      return instances.view(await instances.get((request.params as { id: string }).id));
+      return instances.detail((request.params as { id: string }).id);
     },
   );
   app.post(

@@ -1,13 +1,14 @@
 /**
- * Liveness with two Brains on one database: agents sync with either, only the
- * liveness lease holder decides who is OFFLINE. Heartbeats heard by the other
- * Brain reach the holder through batched relays (DESIGN §5, §6).
+ * Two Brains on one database. Liveness: agents sync with either, only the
+ * liveness lease holder decides who is OFFLINE; heartbeats heard by the other
+ * Brain reach the holder through batched relays (DESIGN §5, §6). Placement
+ * explanations: written by the scheduling Brain, readable through any.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { createHarness, type Harness } from "./brain-harness.js";
+import { createHarness, type Harness, helloTemplate } from "./brain-harness.js";
 import { mysqlDatabase, mysqlSkipReason, type TestDatabase } from "./databases.js";
 
 interface Pair {
@@ -139,6 +140,44 @@ describe.each(databases)("liveness with two Brains on %s", (_name, makePair, ava
         // Then it judges on what it hears itself.
         await pair.b.advance(30_000);
         expect(await status(pair.b, other.nodeId)).toBe("OFFLINE");
+      } finally {
+        await pair.close();
+      }
+    },
+  );
+
+  it.runIf(available)(
+    "shows why an instance waits through either Brain, and forgets it once placed",
+    async () => {
+      const pair = await makePair();
+      try {
+        await pair.a.request("POST", "/api/v1/templates", {
+          token: pair.a.adminToken,
+          body: { definition: helloTemplate },
+        });
+        const tiny = await pair.a.joinNode("tiny", {
+          capacity: { memoryMb: 256, cpu: 4, diskMb: 10_000 },
+        });
+        const created = await pair.b.request("POST", "/api/v1/instances", {
+          token: pair.a.adminToken,
+          body: { template: "hello", name: "big", variables: { RCON_PASSWORD: "x" } },
+        });
+        await pair.a.brain.runLoopsOnce(); // brain-a schedules: nothing fits
+        await pair.b.brain.runLoopsOnce(); // brain-b holds no lease
+        const url = `/api/v1/instances/${created.body.id}`;
+        for (const h of [pair.a, pair.b]) {
+          const pending = await h.request("GET", url, { token: pair.a.adminToken });
+          expect(pending.body.state).toBe("REQUESTED");
+          expect(pending.body.pendingPlacement.explanation.lines.join("\n")).toMatch(/memory/);
+        }
+        // The node grows; the instance is placed and the explanation is gone.
+        await pair.a.sync(tiny.credential, {
+          node: { capacity: { memoryMb: 4096, cpu: 4, diskMb: 10_000 } },
+        });
+        await pair.a.brain.runLoopsOnce();
+        const placed = await pair.b.request("GET", url, { token: pair.a.adminToken });
+        expect(placed.body.state).toBe("SCHEDULED");
+        expect(placed.body.pendingPlacement).toBeNull();
       } finally {
         await pair.close();
       }
