@@ -178,6 +178,21 @@ async function createScenario(
           ).toFixed(3),
         ),
         loadAverage: loadavg().map((n) => Number(n.toFixed(2))),
+        // Near 100: the client process, not the Brain, was the limit (it has its own core).
+        loadGeneratorCpuPercent: Number(median(judged.map((w) => w.clientCpuPercent)).toFixed(1)),
+        bareLoadGeneratorCpuPercent: Number(
+          median(
+            bareWindows.slice(-measured.baseline.length).map((w) => w.clientCpuPercent),
+          ).toFixed(1),
+        ),
+        // The Brain's CPU per creation against the bare route's per insert: the
+        // machine-independent cost ratio (1 / this is the ratio one free core allows).
+        cpuCostVsBare: Number(
+          (
+            median(judged.map((w) => w.cpuMsPerRequest)) /
+            median(bareWindows.slice(-measured.baseline.length).map((w) => w.cpuMsPerRequest))
+          ).toFixed(2),
+        ),
         bareP99Ms: Number(
           median(bareWindows.slice(-measured.baseline.length).map((w) => w.p99 ?? 0)).toFixed(2),
         ),

@@ -8,7 +8,13 @@ import { randomBytes } from "node:crypto";
 import { testServiceEnv } from "@orchestrator/core/testing";
 import BetterSqlite3 from "better-sqlite3";
 import { createConnection } from "mysql2/promise";
-import { type Brain, type BrainConfig, buildBrain, loadBrainConfig } from "../src/index.js";
+import {
+  type Brain,
+  type BrainConfig,
+  type BrainOverrides,
+  buildBrain,
+  loadBrainConfig,
+} from "../src/index.js";
 
 const ADMIN_PASSWORD = "bench-admin-password-long-enough";
 
@@ -36,6 +42,7 @@ export interface RunningBrain {
 export async function startBrain(
   databaseUrl: string,
   overrides: Partial<BrainConfig> = {},
+  brainOverrides: BrainOverrides = {},
 ): Promise<RunningBrain> {
   const config = loadBrainConfig({
     env: {},
@@ -48,7 +55,7 @@ export async function startBrain(
       ...overrides,
     },
   });
-  const brain = await buildBrain(config, { logger: false });
+  const brain = await buildBrain(config, { logger: false, ...brainOverrides });
   await brain.ensureAdmin();
   brain.startLoops();
   const address = await brain.listen();
