@@ -6,7 +6,6 @@
  * their own implementation.
  */
 import "reflect-metadata";
-import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
@@ -38,6 +37,7 @@ import { CommandLedger } from "./state/command-ledger.js";
 import { readCredential, writeCredential } from "./state/credential-store.js";
 import { InstanceRecords } from "./state/instance-records.js";
 import { ReportJournal } from "./state/report-journal.js";
+import { claimAgentSession, newSessionId } from "./sync/agent-session.js";
 import { Backoff } from "./sync/backoff.js";
 import { BrainClient } from "./sync/brain-client.js";
 import { LogForwarder } from "./sync/log-forwarder.js";
@@ -79,6 +79,8 @@ export interface Agent {
   /**
    * Random id of this agent process, sent on every sync: the Brain lets one
    * session hold a node, so a second process with the same credential is refused.
+   * After `start`, a crashed predecessor's session on this boot is continued
+   * (see `claimAgentSession`).
    */
   readonly sessionId: string;
   /** Joins (first start) or loads the credential, recovers instances, starts syncing. */
@@ -182,7 +184,7 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
   let holding = false;
   /** Refused as a duplicate: the last refusal was logged (later ones are quieter). */
   let refused = false;
-  const sessionId = randomBytes(16).toString("base64url");
+  let sessionId = newSessionId();
   /** Loads the state dir (journal, ledger, instance records) into a fresh manager. */
   let openState: () => Promise<void> = async () => undefined;
   let describeNode = true;
@@ -379,13 +381,16 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
 
   return {
     container,
-    sessionId,
+    get sessionId() {
+      return sessionId;
+    },
     get nodeId() {
       return nodeId;
     },
     async start() {
       await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
       await mkdir(join(config.dataDir, "instances"), { recursive: true, mode: 0o700 });
+      sessionId = await claimAgentSession(config.dataDir, sessionId);
       const credentialPath = join(config.dataDir, "credential.json");
       let credential = await readCredential(credentialPath);
       if (!credential) {

@@ -7,7 +7,8 @@
  * there until it answers again; a second agent process on the same
  * credential waits without touching anything until the first is gone.
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Brain, buildBrain, loadBrainConfig } from "@orchestrator/brain-server";
@@ -15,6 +16,7 @@ import type { InstanceStatsSample, Runtime } from "@orchestrator/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Agent, createAgent, defaultRuntime } from "../src/agent.js";
 import { loadAgentConfig } from "../src/config/agent-config.js";
+import { claimAgentSession } from "../src/sync/agent-session.js";
 import { StatsSampler } from "../src/sync/stats-sampler.js";
 
 const quiet = { info() {}, warn() {}, error() {} };
@@ -302,5 +304,46 @@ describe("StatsSampler", () => {
     await sampler.sample();
     expect(sampler.drain().stats).toEqual([]);
     sampler.close();
+  });
+});
+
+describe("claimAgentSession", () => {
+  it("continues a dead predecessor's session on this boot, never a live one's", async () => {
+    const folder = await mkdtemp(join(tmpdir(), "orch-session-"));
+    try {
+      const path = join(folder, "session.json");
+      // First start: the fresh id, recorded.
+      expect(await claimAgentSession(folder, "fresh-session-1")).toBe("fresh-session-1");
+      expect(JSON.parse(await readFile(path, "utf8"))).toMatchObject({
+        sessionId: "fresh-session-1",
+        pid: process.pid,
+      });
+      // A second process of this same process (pid alive: ours): a new session.
+      expect(await claimAgentSession(folder, "fresh-session-2")).toBe("fresh-session-2");
+      const boot = JSON.parse(await readFile(path, "utf8")).bootId as string | null;
+      // A predecessor that has exited, on this boot: its session goes on.
+      const dead = spawnSync(process.execPath, ["-e", "process.pid"]).pid!;
+      await writeFile(
+        path,
+        JSON.stringify({ sessionId: "crashed-session", pid: dead, bootId: boot }),
+      );
+      expect(await claimAgentSession(folder, "fresh-session-3")).toBe(
+        boot === null ? "fresh-session-3" : "crashed-session",
+      );
+      // Another boot (a cloned machine): never continued.
+      await writeFile(
+        path,
+        JSON.stringify({ sessionId: "cloned-session", pid: dead, bootId: "another-boot" }),
+      );
+      expect(await claimAgentSession(folder, "fresh-session-4")).toBe("fresh-session-4");
+      // A live predecessor (the test's parent process stands in): never continued.
+      await writeFile(
+        path,
+        JSON.stringify({ sessionId: "live-session", pid: process.ppid, bootId: boot }),
+      );
+      expect(await claimAgentSession(folder, "fresh-session-5")).toBe("fresh-session-5");
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
   });
 });
