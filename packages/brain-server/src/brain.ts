@@ -39,6 +39,7 @@ import {
 } from "tsyringe";
 import { LoginRateLimiter } from "./auth/login-rate-limiter.js";
 import type { BrainConfig } from "./config/brain-config.js";
+import { EventFeed } from "./events/event-feed.js";
 import { registerAuthentication } from "./http/authentication.js";
 import { registerErrorHandler } from "./http/error-handler.js";
 import { agentRoutes } from "./http/routes/agent-routes.js";
@@ -362,6 +363,11 @@ export async function buildBrain(
   const repositories = container.resolve<Repositories>(TOKENS.Repositories);
   const clock = container.resolve<Clock>(TOKENS.Clock);
   const live = container.resolve<LiveEvents>(TOKENS.LiveEvents);
+  const feed = new EventFeed(
+    repositories.events,
+    live.events,
+    container.resolve<FastifyBaseLogger>(TOKENS.Logger),
+  );
   const signals = container.resolve<NodeSignals>(TOKENS.NodeSignals);
   const metrics = container.resolve<MetricsRegistry>(TOKENS.Metrics);
   const auth = container.resolve<AuthService>(TOKENS.AuthService);
@@ -464,6 +470,7 @@ export async function buildBrain(
         instances: container.resolve<InstanceService>(TOKENS.InstanceService),
         repositories,
         live,
+        feed,
         stats: instanceStats,
       });
       await api.register(agentRoutes, {
@@ -527,6 +534,7 @@ export async function buildBrain(
       for (const each of loops) await each.stop();
       signals.wakeAll();
       live.revoke({ all: true }); // ends every live stream
+      feed.close();
       await app.close();
       if (ownedRepositories) await ownedRepositories.destroy?.();
     },

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createHarness, type Harness, helloTemplate } from "./brain-harness.js";
 import { mysqlDatabase, mysqlSkipReason, type TestDatabase } from "./databases.js";
+import { openSse } from "./sse-client.js";
 
 interface Pair {
   a: Harness;
@@ -79,7 +80,7 @@ const databases: [string, () => Promise<Pair>, boolean][] = [
   ["MariaDB", mysqlPair, mysqlSkipReason === null],
 ];
 
-describe.each(databases)("liveness with two Brains on %s", (_name, makePair, available) => {
+describe.each(databases)("two Brains on %s", (_name, makePair, available) => {
   it.runIf(available)(
     "keeps a node ONLINE whose heartbeats reach only the Brain without the liveness lease",
     async () => {
@@ -178,6 +179,48 @@ describe.each(databases)("liveness with two Brains on %s", (_name, makePair, ava
         const placed = await pair.b.request("GET", url, { token: pair.a.adminToken });
         expect(placed.body.state).toBe("SCHEDULED");
         expect(placed.body.pendingPlacement).toBeNull();
+      } finally {
+        await pair.close();
+      }
+    },
+  );
+
+  it.runIf(available)(
+    "streams every replica's events to a panel connected to one of them, in order",
+    async () => {
+      const pair = await makePair();
+      try {
+        await pair.a.request("POST", "/api/v1/templates", {
+          token: pair.a.adminToken,
+          body: { definition: helloTemplate },
+        });
+        await pair.a.joinNode("n");
+        await pair.a.brain.runLoopsOnce(); // brain-a holds the scheduling lease
+        await pair.b.brain.app.listen({ host: "127.0.0.1", port: 0 });
+        const address = pair.b.brain.app.server.address() as { port: number };
+        const stream = await openSse(
+          `http://127.0.0.1:${address.port}/api/v1/events`,
+          pair.a.adminToken,
+        );
+        try {
+          expect(stream.status).toBe(200);
+          for (const name of ["one", "two", "three"]) {
+            await pair.b.request("POST", "/api/v1/instances", {
+              token: pair.a.adminToken,
+              body: { template: "hello", name, variables: { RCON_PASSWORD: "x" } },
+            });
+          }
+          // brain-a places them: its events reach brain-b's stream through the log.
+          await pair.a.brain.runLoopsOnce();
+          await stream.until(
+            (messages) => messages.filter((m) => m.data.to === "SCHEDULED").length === 3,
+          );
+          const seqs = stream.messages.map((m) => Number(m.id));
+          expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+          expect(new Set(seqs).size).toBe(seqs.length);
+        } finally {
+          stream.close();
+        }
       } finally {
         await pair.close();
       }

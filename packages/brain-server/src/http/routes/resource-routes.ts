@@ -1,6 +1,7 @@
 /** /templates, /nodes, /instances and /audit. */
 import { assertTemplateName, type Repositories } from "@orchestrator/core";
 import type { FastifyPluginAsync } from "fastify";
+import type { EventFeed } from "../../events/event-feed.js";
 import { SseStream } from "../../events/sse-stream.js";
 import type { InstanceAction, InstanceService } from "../../services/instance-service.js";
 import type { InstanceStats } from "../../services/instance-stats.js";
@@ -26,12 +27,14 @@ export interface ResourceRoutesOptions {
   instances: InstanceService;
   repositories: Repositories;
   live: LiveEvents;
+  /** The event log tailed for `GET /events` (every replica's events, in seq order). */
+  feed: EventFeed;
   /** Live resource usage (`GET /instances/:id/stats`); the route is absent without it. */
   stats?: InstanceStats;
 }
 
 export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = async (app, options) => {
-  const { templates, nodes, instances, repositories, live, stats } = options;
+  const { templates, nodes, instances, repositories, live, feed, stats } = options;
 
   // --- templates ---------------------------------------------------------------
   app.get("/templates", { schema: { tags: ["templates"] } }, async (request) => {
@@ -285,8 +288,8 @@ export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = async (
     const after = Number(typeof header === "string" ? header : (query.after ?? 0));
     let cursor = Number.isSafeInteger(after) && after >= 0 ? after : 0;
     const stream = SseStream.start(request, reply);
-    // Live events are buffered while the history is replayed, then flushed in
-    // seq order without duplicates: nothing committed is missed.
+    // Events from the feed are buffered while the history is replayed, then
+    // flushed in seq order without duplicates: nothing committed is missed.
     const buffered: { seq: number }[] = [];
     let replaying = true;
     const send = (event: { seq: number }) => {
@@ -294,7 +297,7 @@ export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = async (
       cursor = event.seq;
       stream.send("event", event, event.seq);
     };
-    const unsubscribe = live.events.subscribe((event) =>
+    const unsubscribe = await feed.subscribe((event) =>
       replaying ? buffered.push(event) : send(event),
     );
     const endOnRevoke = live.revocations.subscribe((revocation) => {
