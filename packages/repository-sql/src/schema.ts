@@ -203,6 +203,23 @@ export interface PendingPlacementsTable {
   explanation: string;
 }
 
+export interface LiveWatchesTable {
+  instance_id: string;
+  kind: string;
+  watcher: string;
+  expires_at: number;
+}
+
+export interface LiveItemsTable {
+  id: Generated<number>;
+  instance_id: string;
+  kind: string;
+  origin: string;
+  /** JSON. */
+  payload: string;
+  at: number;
+}
+
 /** The whole schema (latest migration). */
 export interface Database {
   orch_sequences: SequencesTable;
@@ -221,10 +238,14 @@ export interface Database {
   orch_audit_log: AuditLogTable;
   orch_leases: LeasesTable;
   orch_pending_placements: PendingPlacementsTable;
+  orch_live_watches: LiveWatchesTable;
+  orch_live_items: LiveItemsTable;
 }
 
 /** Every table, children before parents (the order to empty them in). */
 export const TABLES: readonly (keyof Database)[] = [
+  "orch_live_watches",
+  "orch_live_items",
   "orch_pending_placements",
   "orch_api_tokens",
   "orch_sessions",

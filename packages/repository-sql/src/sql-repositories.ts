@@ -10,6 +10,7 @@ import {
   type InstanceRepository,
   type JoinTokenRepository,
   type LeaseRepository,
+  type LiveRelayRepository,
   type NodeRepository,
   OrchestratorError,
   type Repositories,
@@ -34,6 +35,7 @@ import { detectFlavor, flavorNamed, type SqlFlavor } from "./sql-flavor.js";
 import { SqlInstanceRepository } from "./sql-instance-repository.js";
 import { SqlJoinTokenRepository } from "./sql-join-token-repository.js";
 import { SqlLeaseRepository } from "./sql-lease-repository.js";
+import { SqlLiveRelayRepository } from "./sql-live-relay-repository.js";
 import { SqlNodeRepository } from "./sql-node-repository.js";
 import type { SqlRepositoriesConfig } from "./sql-repositories-config.js";
 import { SqlSessionRepository } from "./sql-session-repository.js";
@@ -54,6 +56,7 @@ class SqlRepositorySet implements RepositorySet {
   readonly audit: AuditRepository;
   readonly commands: CommandOutbox;
   readonly leases: LeaseRepository;
+  readonly liveRelay: LiveRelayRepository;
 
   constructor(scope: SqlScope) {
     this.templates = new SqlTemplateRepository(scope);
@@ -67,6 +70,7 @@ class SqlRepositorySet implements RepositorySet {
     this.audit = new SqlAuditRepository(scope);
     this.commands = new SqlCommandOutbox(scope);
     this.leases = new SqlLeaseRepository(scope);
+    this.liveRelay = new SqlLiveRelayRepository(scope);
   }
 }
 
@@ -86,6 +90,7 @@ export class SqlRepositories implements Repositories {
   readonly audit: AuditRepository;
   readonly commands: CommandOutbox;
   readonly leases: LeaseRepository;
+  readonly liveRelay: LiveRelayRepository;
   readonly #executor: SqlExecutor;
   readonly #migrate: boolean;
   readonly #destroyDatabase: boolean;
@@ -124,6 +129,7 @@ export class SqlRepositories implements Repositories {
     this.audit = root.audit;
     this.commands = root.commands;
     this.leases = root.leases;
+    this.liveRelay = root.liveRelay;
   }
 
   /**

@@ -4,6 +4,7 @@ import type { EventRepository } from "./event-repository.js";
 import type { InstanceRepository } from "./instance-repository.js";
 import type { JoinTokenRepository } from "./join-token-repository.js";
 import type { LeaseFence, LeaseRepository } from "./lease-repository.js";
+import type { LiveRelayRepository } from "./live-relay-repository.js";
 import type { NodeRepository } from "./node-repository.js";
 import type { Plugin } from "./plugin.js";
 import type { SessionRepository } from "./session-repository.js";
@@ -38,6 +39,8 @@ export interface RepositorySet {
   readonly commands: CommandOutbox;
   /** Leases with fencing tokens, so several Brains never run the same loop at once. */
   readonly leases: LeaseRepository;
+  /** Log lines and stats samples on their way between Brain replicas. */
+  readonly liveRelay: LiveRelayRepository;
 }
 
 /** Options of one transaction. */

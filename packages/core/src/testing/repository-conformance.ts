@@ -1373,6 +1373,96 @@ export function describeRepositoryConformance(
       });
     });
 
+    describe("live relay", () => {
+      it("keeps watch declarations until they expire or are withdrawn", async () => {
+        expect(await repos.liveRelay.listWatches(time(0))).toEqual([]);
+        await repos.liveRelay.watch(
+          "brain-a",
+          [
+            { instanceId: "i2", kind: "log" },
+            { instanceId: "i1", kind: "stats" },
+          ],
+          time(10),
+        );
+        await repos.liveRelay.watch("brain-b", [{ instanceId: "i1", kind: "log" }], time(5));
+        expect(await repos.liveRelay.listWatches(time(1))).toEqual([
+          { instanceId: "i1", kind: "log", watcher: "brain-b" },
+          { instanceId: "i1", kind: "stats", watcher: "brain-a" },
+          { instanceId: "i2", kind: "log", watcher: "brain-a" },
+        ]);
+        // Renewing moves the expiry; expired declarations are not listed.
+        await repos.liveRelay.watch("brain-b", [{ instanceId: "i1", kind: "log" }], time(20));
+        expect((await repos.liveRelay.listWatches(time(15))).map((w) => w.watcher)).toEqual([
+          "brain-b",
+        ]);
+        await repos.liveRelay.unwatch("brain-b", [{ instanceId: "i1", kind: "log" }]);
+        expect(await repos.liveRelay.listWatches(time(1))).toHaveLength(2);
+        await repos.liveRelay.unwatch("brain-a");
+        expect(await repos.liveRelay.listWatches(time(1))).toEqual([]);
+        await repos.liveRelay.watch("brain-a", [], time(10)); // nothing to declare: no error
+      });
+
+      it("hands items to other replicas in order, after a position, and prunes old ones", async () => {
+        expect(await repos.liveRelay.lastItemId()).toBe(0);
+        const line = (text: string) => ({
+          stream: "stdout",
+          line: text,
+          at: "2026-01-01T00:00:00Z",
+        });
+        await repos.liveRelay.append([
+          { instanceId: "i1", kind: "log", origin: "brain-a", payload: line("one"), at: time(1) },
+          { instanceId: "i2", kind: "log", origin: "brain-a", payload: line("other"), at: time(1) },
+          { instanceId: "i1", kind: "log", origin: "brain-b", payload: line("two"), at: time(2) },
+          {
+            instanceId: "i1",
+            kind: "stats",
+            origin: "brain-a",
+            payload: { cpu: 0.5 },
+            at: time(3),
+          },
+        ]);
+        await repos.liveRelay.append([]);
+        const all = await repos.liveRelay.listItems(0, { instanceIds: ["i1"] }, 10);
+        expect(all.map((item) => item.payload)).toEqual([line("one"), line("two"), { cpu: 0.5 }]);
+        expect(all[0]).toMatchObject({
+          instanceId: "i1",
+          kind: "log",
+          origin: "brain-a",
+          at: time(1),
+        });
+        const ids = all.map((item) => item.id);
+        expect([...ids].sort((a, b) => a - b)).toEqual(ids);
+        expect(await repos.liveRelay.lastItemId()).toBeGreaterThanOrEqual(ids[2]!);
+        // Resume after a position, leave out one's own items, bounded pages.
+        expect(
+          (await repos.liveRelay.listItems(ids[0]!, { instanceIds: ["i1"] }, 10)).map((i) => i.id),
+        ).toEqual(ids.slice(1));
+        expect(
+          (
+            await repos.liveRelay.listItems(
+              0,
+              { instanceIds: ["i1", "i2"], exceptOrigin: "brain-a" },
+              10,
+            )
+          ).map((item) => item.payload),
+        ).toEqual([line("two")]);
+        expect(await repos.liveRelay.listItems(0, { instanceIds: ["i1", "i2"] }, 2)).toHaveLength(
+          2,
+        );
+        expect(await repos.liveRelay.listItems(0, { instanceIds: [] }, 10)).toEqual([]);
+        // Pruning drops items older than the bound, and ids keep growing after it.
+        expect(await repos.liveRelay.prune(time(2))).toBe(2);
+        expect(
+          (await repos.liveRelay.listItems(0, { instanceIds: ["i1", "i2"] }, 10)).map((i) => i.at),
+        ).toEqual([time(2), time(3)]);
+        await repos.liveRelay.append([
+          { instanceId: "i1", kind: "log", origin: "brain-a", payload: line("later"), at: time(4) },
+        ]);
+        const after = await repos.liveRelay.listItems(ids[1]!, { instanceIds: ["i1"] }, 10);
+        expect(after.map((item) => item.payload)).toEqual([{ cpu: 0.5 }, line("later")]);
+      });
+    });
+
     describe("validation", () => {
       it("refuses malformed input at the boundary with VALIDATION_FAILED", async () => {
         await template();

@@ -7,12 +7,14 @@ import type { Migration, MigrationProvider } from "kysely/migration";
 import type { SqlFlavorName } from "../sql-flavor.js";
 import { initialMigration } from "./0001-initial.js";
 import { pendingPlacementsMigration } from "./0002-pending-placements.js";
+import { liveRelayMigration } from "./0003-live-relay.js";
 
 /** The migrations for a dialect, by name (names sort in the order they apply). */
 export function migrationsFor(flavor: SqlFlavorName): Record<string, Migration> {
   return {
     "0001-initial": initialMigration(flavor),
     "0002-pending-placements": pendingPlacementsMigration(flavor),
+    "0003-live-relay": liveRelayMigration(flavor),
   };
 }
 
