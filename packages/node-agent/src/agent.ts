@@ -250,7 +250,8 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
     const sentResults = results.slice(0, 500);
     const logBatches = logs!.drain();
     const samples = stats!.drain();
-    const sendRuntimes = runtimeNews || !health!.allAvailable;
+    const runtimeChanged = runtimeNews;
+    const sendRuntimes = runtimeChanged || !health!.allAvailable;
     runtimeNews = false;
     const request: SyncRequest = {
       ...(describeNode
@@ -281,7 +282,8 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
         logBatches.length === 0 &&
         samples.stats.length === 0 &&
         samples.unsupported.length === 0 &&
-        !sendRuntimes,
+        // A status repeated while a runtime stays down may wait; a change may not.
+        !runtimeChanged,
     };
     // Only a parked sync (one that carries nothing) may be cut short by news.
     const controller = new AbortController();
@@ -292,8 +294,8 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
       results.splice(0, sentResults.length);
       accept(response, dispatch);
     } catch (error) {
-      // Not delivered: the runtime status goes again with the next sync.
-      if (sendRuntimes) runtimeNews = true;
+      // Not delivered: the change goes again with the next sync.
+      if (runtimeChanged) runtimeNews = true;
       if (controller.signal.aborted && !stopped) return; // woken: sync again with the news
       throw error;
     } finally {
