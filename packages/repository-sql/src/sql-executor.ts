@@ -97,7 +97,9 @@ export class SqlExecutor {
       try {
         return await this.#transactions.run(marker, () =>
           this.root.transaction().execute(async (trx) => {
-            const result = await work(new SqlScope(trx, this, true));
+            const scope = new SqlScope(trx, this, true);
+            const result = await work(scope);
+            await scope.runBeforeCommit();
             workDone = true;
             return result;
           }),
@@ -128,6 +130,7 @@ export class SqlScope {
    * changes such a row in the transaction deletes its key.
    */
   readonly memo = new Map<string, unknown>();
+  readonly #beforeCommit: Array<() => Promise<void>> = [];
   #savepointDepth = 0;
 
   constructor(db: Kysely<Database>, executor: SqlExecutor, inTransaction: boolean) {
@@ -138,6 +141,23 @@ export class SqlScope {
 
   get flavor(): SqlFlavor {
     return this.executor.flavor;
+  }
+
+  /**
+   * Runs `hook` in the transaction after its work, just before the commit
+   * (say, to write a counter once instead of once per row). Transactions only.
+   */
+  beforeCommit(hook: () => Promise<void>): void {
+    if (!this.inTransaction)
+      throw new OrchestratorError("INTERNAL", "beforeCommit outside a transaction");
+    this.#beforeCommit.push(hook);
+  }
+
+  /** Runs the `beforeCommit` hooks (hooks added meanwhile included), in order. */
+  async runBeforeCommit(): Promise<void> {
+    for (let index = 0; index < this.#beforeCommit.length; index += 1) {
+      await this.#beforeCommit[index]!();
+    }
   }
 
   /** Reads; outside a transaction, retried on transient failures and lost connections (reads are idempotent). */

@@ -9,12 +9,14 @@ import {
   type Clock,
   type IdGenerator,
   type InstanceEvent,
+  InstanceLifecycle,
   type LeaseFence,
   OrchestratorError,
   type Repositories,
   type RepositorySet,
   type StoredInstance,
   type TemplateDefinition,
+  type TransitionResult,
   templateRuntimes,
 } from "@orchestrator/core";
 import {
@@ -114,14 +116,9 @@ export class SchedulingRound {
     for (let start = 0; start < placements.length && !leaseLost; start += CHUNK) {
       const chunk = placements.slice(start, start + CHUNK);
       try {
-        const written = await this.repositories.transaction(
-          async (tx) => {
-            const out: InstanceEvent[] = [];
-            for (const placement of chunk) out.push(await this.write(tx, placement));
-            return out;
-          },
-          { fence: { ...fence, now: this.clock.now() } },
-        );
+        const written = await this.repositories.transaction((tx) => this.write(tx, chunk), {
+          fence: { ...fence, now: this.clock.now() },
+        });
         for (const [index, event] of written.entries()) done(chunk[index]!, event);
       } catch (error) {
         if (!OrchestratorError.hasCode(error, "CONFLICT")) throw error;
@@ -131,10 +128,11 @@ export class SchedulingRound {
         // placements one by one and let only the losers wait for next round.
         for (const placement of chunk) {
           try {
-            const event = await this.repositories.transaction((tx) => this.write(tx, placement), {
-              fence: { ...fence, now: this.clock.now() },
-            });
-            done(placement, event);
+            const [event] = await this.repositories.transaction(
+              (tx) => this.write(tx, [placement]),
+              { fence: { ...fence, now: this.clock.now() } },
+            );
+            done(placement, event!);
           } catch (single) {
             if (!OrchestratorError.hasCode(single, "CONFLICT")) throw single;
             if (isLeaseLost(single)) {
@@ -156,31 +154,47 @@ export class SchedulingRound {
     return events.length;
   }
 
-  /** Reserves capacity and ports, moves the instance to SCHEDULED (new epoch), queues prepare. */
-  private async write(tx: RepositorySet, placement: Placement): Promise<InstanceEvent> {
-    const { instance, nodeId, ports } = placement;
+  /**
+   * For each placement: reserves capacity and ports, moves the instance to
+   * SCHEDULED (new epoch) and queues its prepare command; then appends the
+   * SCHEDULED events, last, because on MySQL the first append takes the
+   * event-seq row lock that serialises every other writer until the commit.
+   */
+  private async write(tx: RepositorySet, placements: Placement[]): Promise<InstanceEvent[]> {
     const now = this.clock.now();
-    await tx.nodes.reserve(nodeId, instance.id, instance.resources, Object.values(ports), now);
-    const { instance: scheduled, event } = await tx.instances.transition(instance.id, {
-      expected: { state: "REQUESTED", version: instance.version },
-      trigger: "schedule",
-      reason: `placed on ${nodeId}`,
-      actor: { kind: "system", id: "scheduler" },
-      at: now,
-      change: { nodeId, epoch: instance.epoch + 1, ports },
-    });
-    await tx.commands.enqueue(
-      {
-        id: this.ids.next("cmd"),
-        nodeId,
-        instanceId: instance.id,
-        type: "prepare",
-        payload: {},
-        epoch: scheduled.epoch,
-      },
-      now,
-    );
-    return event;
+    const moves: Array<{ instanceId: string; event: TransitionResult["event"] }> = [];
+    for (const { instance, nodeId, ports } of placements) {
+      await tx.nodes.reserve(nodeId, instance.id, instance.resources, Object.values(ports), now);
+      // The lifecycle table decides (and words) the move, as `transition` would.
+      const move = InstanceLifecycle.apply("REQUESTED", "schedule", {
+        reason: `placed on ${nodeId}`,
+        actor: { kind: "system", id: "scheduler" },
+        at: now,
+      });
+      const scheduled = await tx.instances.update(
+        instance.id,
+        { state: "REQUESTED", version: instance.version },
+        { state: move.state, nodeId, epoch: instance.epoch + 1, ports },
+        now,
+      );
+      await tx.commands.enqueue(
+        {
+          id: this.ids.next("cmd"),
+          nodeId,
+          instanceId: instance.id,
+          type: "prepare",
+          payload: {},
+          epoch: scheduled.epoch,
+        },
+        now,
+      );
+      moves.push({ instanceId: instance.id, event: move.event });
+    }
+    const events: InstanceEvent[] = [];
+    for (const { instanceId, event } of moves) {
+      events.push(await tx.events.append({ instanceId, ...event }));
+    }
+    return events;
   }
 }
 

@@ -59,7 +59,8 @@ interface PendingCreation {
   reject(error: unknown): void;
 }
 
-type CreationOutcome = { instance: StoredInstance; event: InstanceEvent } | { error: Error };
+/** Created (with its event once appended), or refused. */
+type CreationOutcome = { instance: StoredInstance; event?: InstanceEvent } | { error: Error };
 
 /** Everything one transaction changed, published after it commits. */
 interface Effects {
@@ -176,6 +177,22 @@ export class InstanceService {
           if (instance instanceof Error) out.push({ error: instance });
           else out.push(await this.writeCreation(tx, pending, instance));
         }
+        // The creation events last: on MySQL the first one takes the event-seq
+        // row lock, which then serialises every other writer until the commit.
+        for (const [index, outcome] of out.entries()) {
+          if (!("instance" in outcome)) continue;
+          const { instance } = outcome;
+          const { at, actor } = batch[index]!;
+          // Creation is logged too, so live views learn about new instances.
+          outcome.event = await tx.events.append({
+            instanceId: instance.id,
+            from: "REQUESTED",
+            to: "REQUESTED",
+            at,
+            reason: `created from ${instance.templateName}@${instance.templateVersion}`,
+            actor,
+          });
+        }
         return out;
       });
     } catch (error) {
@@ -189,7 +206,8 @@ export class InstanceService {
       return;
     }
     const events: InstanceEvent[] = [];
-    for (const outcome of outcomes) if ("event" in outcome) events.push(outcome.event);
+    for (const outcome of outcomes)
+      if ("instance" in outcome && outcome.event) events.push(outcome.event);
     if (events.length > 0) {
       this.publish({ events, wakeNodes: new Set() });
       this.wakeScheduler();
@@ -252,18 +270,9 @@ export class InstanceService {
     tx: RepositorySet,
     pending: PendingCreation,
     input: NewInstance,
-  ): Promise<CreationOutcome> {
+  ): Promise<{ instance: StoredInstance; event?: InstanceEvent }> {
     const { at, actor } = pending;
     const instance = await tx.instances.create(input, at);
-    // Creation is logged too, so live views learn about new instances.
-    const event = await tx.events.append({
-      instanceId: instance.id,
-      from: "REQUESTED",
-      to: "REQUESTED",
-      at,
-      reason: `created from ${instance.templateName}@${instance.templateVersion}`,
-      actor,
-    });
     await tx.audit.append({
       at,
       actor,
@@ -276,7 +285,7 @@ export class InstanceService {
       },
       source: pending.ip,
     });
-    return { instance, event };
+    return { instance };
   }
 
   /** start / stop / restart / kill / input. */
