@@ -331,7 +331,11 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
         if (idle && elapsed < 1000) await pause(1000 - elapsed);
       } catch (error) {
         if (OrchestratorError.hasCode(error, "AGENT_IDENTITY_CONFLICT")) {
+          const lost = holding;
           await pause(onConflict(error));
+          // This process held the node, fell silent (paused, cut off) and another
+          // one took it over meanwhile: stop acting on the servers at once.
+          if (lost && !stopped) await demote();
           continue;
         }
         const delay = backoff.next();
@@ -379,6 +383,25 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
       }
     }
     return [];
+  };
+
+  /**
+   * Another process holds the node now: exit watching, restarts and log/stats
+   * forwarding stop, and this process waits like a newcomer (re-reading the
+   * state dir) until the node is free again, then recovers as at start.
+   */
+  const demote = async () => {
+    log.error(
+      { nodeId },
+      "another agent process took this node over while this one was silent: this one stops acting on its servers",
+    );
+    logs!.setWatched([]);
+    stats!.setWatched([]);
+    await manager?.close();
+    const deferred = await claimSession();
+    if (stopped || !manager) return;
+    await manager.recover();
+    for (const command of deferred) dispatch(command);
   };
 
   return {

@@ -11,7 +11,7 @@ import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Brain, buildBrain, loadBrainConfig } from "@orchestrator/brain-server";
+import { type Brain, buildBrain, loadBrainConfig, TOKENS } from "@orchestrator/brain-server";
 import type { InstanceStatsSample, Runtime } from "@orchestrator/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Agent, createAgent, defaultRuntime } from "../src/agent.js";
@@ -98,9 +98,10 @@ beforeAll(async () => {
       adminPassword: "an-admin-password",
       host: "127.0.0.1",
       port: 0,
-      heartbeatIntervalMs: 1000,
+      // Short: a refused agent retries after the session window (2 heartbeats + 2 s).
+      heartbeatIntervalMs: 250,
       offlineAfterMs: 5000,
-      syncWaitMs: 1000,
+      syncWaitMs: 500,
     },
   });
   brain = await buildBrain(config, { logger: false });
@@ -232,6 +233,38 @@ describe("agent protocol additions (real Brain, process runtime)", () => {
       "the waiting instance RUNNING",
       async () => (await api("GET", `/instances/${created.body.id}`)).body.state === "RUNNING",
     );
+  });
+
+  it("a holder whose node was taken over meanwhile stops acting, then recovers once the node is free", async () => {
+    // The Brain's session table (its own class is internal to brain-server).
+    const sessions = brain.container.resolve<{
+      begin(nodeId: string, sessionId: string): { accepted: boolean };
+      end(nodeId: string, sessionId: string): void;
+      release(nodeId: string, sessionId: string): void;
+      holderOf(nodeId: string): string | null;
+    }>(TOKENS.AgentSessions);
+    const nodeId = first.nodeId!;
+    const id = await running("demoted");
+    // As if this agent had been paused past the window and another process had taken over.
+    sessions.release(nodeId, first.sessionId);
+    expect(sessions.begin(nodeId, "intruder-session-1").accepted).toBe(true);
+    const audited = await waitFor("the refusal of the former holder", async () => {
+      const audit = await api("GET", `/audit?action=node.identity-conflict&target=node:${nodeId}`);
+      return audit.body.items.length > 0 ? audit.body.items : null;
+    });
+    expect(audited[0].details.refusedSession).toBe(first.sessionId.slice(0, 8));
+    // A command meanwhile is not executed by the demoted process.
+    expect((await api("POST", `/instances/${id}/stop`)).status).toBe(202);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await api("GET", `/instances/${id}`)).body.state).toBe("RUNNING");
+    // The intruder goes away cleanly: the former holder claims the node again and serves it.
+    sessions.end(nodeId, "intruder-session-1");
+    sessions.release(nodeId, "intruder-session-1");
+    await waitFor(
+      "the stop executed after the node came back",
+      async () => (await api("GET", `/instances/${id}`)).body.state === "STOPPED",
+    );
+    expect(sessions.holderOf(nodeId)).toBe(first.sessionId);
   });
 
   it("a second process with the same credential waits, executing nothing, until the first is gone", async () => {
