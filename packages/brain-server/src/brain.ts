@@ -60,6 +60,7 @@ import { AuthService } from "./services/auth-service.js";
 import { InstanceService } from "./services/instance-service.js";
 import { InstanceStats } from "./services/instance-stats.js";
 import { LiveEvents } from "./services/live-events.js";
+import { LiveRelay } from "./services/live-relay.js";
 import { NodeRuntimeStatus, runtimeAvailabilityFilter } from "./services/node-runtime-status.js";
 import { NodeService } from "./services/node-service.js";
 import { NodeSignals } from "./services/node-signals.js";
@@ -118,9 +119,12 @@ export interface Brain {
   readonly container: DependencyContainer;
   /** Creates the first admin when none exists (the generated password is returned once). */
   ensureAdmin(): Promise<{ username: string; password: string | null } | null>;
-  /** Starts the background loops (scheduling, liveness, command expiry). */
+  /**
+   * Starts the background loops (scheduling, liveness, re-placement, command
+   * expiry) and the live relay between replicas.
+   */
   startLoops(): void;
-  /** One round of every loop, in order (tests drive time with a fake clock). */
+  /** One round of every loop and of the live relay, in order (tests drive time with a fake clock). */
   runLoopsOnce(): Promise<void>;
   /** Listens on `config.host:config.port`; returns the address. */
   listen(): Promise<string>;
@@ -485,6 +489,15 @@ export async function buildBrain(
 
   // --- background loops -------------------------------------------------------
   const holder = overrides.holder ?? `brain-${randomUUID()}`;
+  const relay = new LiveRelay(
+    repositories,
+    clock,
+    live,
+    instanceStats,
+    signals,
+    container.resolve<FastifyBaseLogger>(TOKENS.Logger),
+    { brainId: holder },
+  );
   const log = container.resolve<FastifyBaseLogger>(TOKENS.Logger);
   const loop = (
     name: string,
@@ -520,9 +533,11 @@ export async function buildBrain(
     ensureAdmin: () => auth.ensureAdmin(),
     startLoops: () => {
       for (const each of loops) each.start();
+      relay.start();
     },
     runLoopsOnce: async () => {
       for (const each of loops) await each.runOnce();
+      await relay.round();
     },
     listen: () => app.listen({ host: config.host, port: config.port }),
     close: async () => {
@@ -532,6 +547,7 @@ export async function buildBrain(
       unsubscribeStats();
       webhooks.close();
       for (const each of loops) await each.stop();
+      await relay.stop();
       signals.wakeAll();
       live.revoke({ all: true }); // ends every live stream
       feed.close();

@@ -226,4 +226,102 @@ describe.each(databases)("two Brains on %s", (_name, makePair, available) => {
       }
     },
   );
+
+  it.runIf(available)(
+    "relays console lines and stats from the replica an agent syncs with to the one a viewer watches on",
+    async () => {
+      const pair = await makePair();
+      try {
+        await pair.a.request("POST", "/api/v1/templates", {
+          token: pair.a.adminToken,
+          body: { definition: helloTemplate },
+        });
+        const node = await pair.a.joinNode("n");
+        const created = await pair.a.request("POST", "/api/v1/instances", {
+          token: pair.a.adminToken,
+          body: { template: "hello", name: "watched", variables: { RCON_PASSWORD: "x" } },
+        });
+        const id = created.body.id as string;
+        await pair.a.brain.runLoopsOnce();
+        const at = pair.a.clock.now().toISOString();
+        const inventory = [{ instanceId: id, state: "RUNNING" as const, seq: 4, epoch: 1 }];
+        await pair.a.sync(node.credential, {
+          inventory,
+          reports: (["prepare", "prepared", "start", "ready"] as const).map((trigger, i) => ({
+            n: i + 1,
+            instanceId: id,
+            seq: i + 1,
+            epoch: 1,
+            trigger,
+            reason: trigger,
+            at,
+          })),
+        });
+
+        // A viewer on brain-b; the agent syncs with brain-a only.
+        await pair.b.brain.app.listen({ host: "127.0.0.1", port: 0 });
+        const { port } = pair.b.brain.app.server.address() as { port: number };
+        const base = `http://127.0.0.1:${port}/api/v1/instances/${id}`;
+        const logs = await openSse(`${base}/logs`, pair.a.adminToken);
+        const stats = await openSse(`${base}/stats`, pair.a.adminToken);
+        try {
+          await pair.b.brain.runLoopsOnce(); // brain-b declares what its viewers watch
+          await pair.a.brain.runLoopsOnce(); // brain-a learns it
+          const asked = await pair.a.sync(node.credential, { inventory });
+          expect(asked.body.watchLogs).toEqual([id]);
+          expect(asked.body.watchStats).toEqual([id]);
+          await pair.a.sync(node.credential, {
+            inventory,
+            logs: [
+              {
+                instanceId: id,
+                lines: [
+                  { stream: "stdout", line: "listening on 30000", at },
+                  { stream: "stderr", line: "a warning", at },
+                ],
+              },
+            ],
+            stats: [
+              {
+                instanceId: id,
+                at,
+                cpu: 0.12,
+                memoryBytes: 48_000_000,
+                memoryLimitBytes: null,
+                networkRxBytes: null,
+                networkTxBytes: null,
+                diskBytes: null,
+              },
+            ],
+          });
+          await pair.a.brain.runLoopsOnce(); // brain-a hands them over
+          await pair.b.brain.runLoopsOnce(); // brain-b reads them back
+          await logs.until((messages) => messages.filter((m) => m.event === "log").length === 2);
+          expect(logs.messages.map((m) => m.data.line)).toEqual([
+            "listening on 30000",
+            "a warning",
+          ]);
+          await stats.until((messages) => messages.some((m) => m.event === "stats"));
+          expect(stats.messages.find((m) => m.event === "stats")?.data.memoryBytes).toBe(
+            48_000_000,
+          );
+
+          // Once nobody watches on brain-b, brain-a stops asking the agent.
+          logs.close();
+          stats.close();
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          await pair.b.brain.runLoopsOnce();
+          await pair.a.brain.runLoopsOnce();
+          const after = await pair.a.sync(node.credential, { inventory });
+          expect(after.body.watchLogs).toEqual([]);
+          expect(after.body.watchStats).toEqual([]);
+        } finally {
+          logs.close();
+          stats.close();
+        }
+      } finally {
+        await pair.close();
+      }
+    },
+  );
 });

@@ -21,6 +21,14 @@ export interface InstanceStatsOptions {
   onFirstWatch?: (instanceId: string, nodeId: string | null) => void;
 }
 
+/** What flows to other replicas: a sample, or why the runtime gives none. */
+export type RelayedStats =
+  | { sample: InstanceStatsSample }
+  | { instanceId: string; unsupported: string };
+
+/** Items kept for other replicas between two relay rounds (beyond that, they are dropped). */
+const MAX_FORWARDED = 10_000;
+
 export class InstanceStats {
   readonly samples = new EventHub<InstanceStatsSample>();
   readonly unsupported = new EventHub<StatsUnsupported>();
@@ -29,6 +37,10 @@ export class InstanceStats {
   private readonly latest = new Map<string, InstanceStatsSample>();
   private readonly unsupportedReasons = new Map<string, string>();
   private readonly maxInstances: number;
+  /** Instances whose stats viewers on other Brain replicas watch (kept by `LiveRelay`). */
+  private remoteWatched: ReadonlySet<string> = new Set();
+  /** What arrived here for viewers on other replicas, until `LiveRelay` takes it. */
+  private forwarded: RelayedStats[] = [];
 
   constructor(private readonly options: InstanceStatsOptions = {}) {
     this.maxInstances = options.maxInstances ?? 10_000;
@@ -54,12 +66,46 @@ export class InstanceStats {
     };
   }
 
+  /** Instances agents must sample: watched here or on another replica. */
   watchedInstances(): string[] {
+    return [...new Set([...this.watchers.keys(), ...this.remoteWatched])];
+  }
+
+  /** Instances watched by this Brain's own viewers. */
+  locallyWatchedInstances(): string[] {
     return [...this.watchers.keys()];
   }
 
-  /** Keeps `sample` as the instance's latest and sends it to its viewers. */
+  setRemoteWatched(instanceIds: ReadonlySet<string>): void {
+    this.remoteWatched = instanceIds;
+  }
+
+  /** Samples and unsupported notices to hand to other replicas since the last call. */
+  takeForwarded(): RelayedStats[] {
+    const items = this.forwarded;
+    this.forwarded = [];
+    return items;
+  }
+
+  /** Applies what another replica relayed (without relaying it again). */
+  deliver(item: RelayedStats): void {
+    if ("sample" in item) this.record(item.sample);
+    else this.notifyUnsupported(item.instanceId, item.unsupported);
+  }
+
+  /** Keeps `sample` as the instance's latest and sends it to its viewers (here and on other replicas). */
   push(sample: InstanceStatsSample): void {
+    this.forward(sample.instanceId, { sample });
+    this.record(sample);
+  }
+
+  private forward(instanceId: string, item: RelayedStats): void {
+    if (this.remoteWatched.has(instanceId) && this.forwarded.length < MAX_FORWARDED) {
+      this.forwarded.push(item);
+    }
+  }
+
+  private record(sample: InstanceStatsSample): void {
     const previous = this.latest.get(sample.instanceId);
     // Late (out of order) samples never replace a newer one.
     if (previous && Date.parse(previous.at) > Date.parse(sample.at)) return;
@@ -74,6 +120,11 @@ export class InstanceStats {
   }
 
   markUnsupported(instanceId: string, reason: string): void {
+    this.forward(instanceId, { instanceId, unsupported: reason });
+    this.notifyUnsupported(instanceId, reason);
+  }
+
+  private notifyUnsupported(instanceId: string, reason: string): void {
     if (this.unsupportedReasons.get(instanceId) === reason) return;
     this.unsupportedReasons.set(instanceId, reason);
     this.unsupported.publish({ instanceId, reason });

@@ -21,6 +21,9 @@ export interface Revocation {
   sessionId?: string;
 }
 
+/** Lines kept for other replicas between two relay rounds (beyond that, they are dropped). */
+const MAX_FORWARDED = 10_000;
+
 export class LiveEvents {
   readonly events = new EventHub<LoggedEvent>();
   readonly logs = new EventHub<LogLineEvent>();
@@ -29,6 +32,10 @@ export class LiveEvents {
   private readonly watchers = new Map<string, number>();
   /** Recent lines per watched or recently watched instance, for the backlog of a new viewer. */
   private readonly backlogs = new Map<string, LogLineEvent[]>();
+  /** Instances whose logs viewers on other Brain replicas watch (kept by `LiveRelay`). */
+  private remoteWatched: ReadonlySet<string> = new Set();
+  /** Lines received here for viewers on other replicas, until `LiveRelay` takes them. */
+  private forwarded: LogLineEvent[] = [];
 
   constructor(private readonly backlogLines = 200) {}
 
@@ -52,12 +59,39 @@ export class LiveEvents {
     };
   }
 
+  /** Instances whose logs agents must push: watched here or on another replica. */
   watchedInstances(): string[] {
+    return [...new Set([...this.watchers.keys(), ...this.remoteWatched])];
+  }
+
+  /** Instances watched by this Brain's own viewers. */
+  locallyWatchedInstances(): string[] {
     return [...this.watchers.keys()];
   }
 
-  /** Records lines pushed by an agent and fans them out. */
+  setRemoteWatched(instanceIds: ReadonlySet<string>): void {
+    this.remoteWatched = instanceIds;
+  }
+
+  /** Records lines pushed by an agent, fans them out, and keeps those other replicas watch for them. */
   pushLogs(lines: readonly LogLineEvent[]): void {
+    for (const line of lines) {
+      if (this.remoteWatched.has(line.instanceId) && this.forwarded.length < MAX_FORWARDED) {
+        this.forwarded.push(line);
+      }
+    }
+    this.deliver(lines);
+  }
+
+  /** Lines to hand to other replicas since the last call. */
+  takeForwarded(): LogLineEvent[] {
+    const lines = this.forwarded;
+    this.forwarded = [];
+    return lines;
+  }
+
+  /** Records lines (from an agent, or relayed by another replica) and fans them out here. */
+  deliver(lines: readonly LogLineEvent[]): void {
     for (const line of lines) {
       let backlog = this.backlogs.get(line.instanceId);
       if (!backlog) {
