@@ -467,4 +467,42 @@ describe("runtime availability reported by agents", () => {
     });
     expect(placed.body).toMatchObject({ state: "SCHEDULED", nodeId: node.nodeId });
   });
+
+  it("hands a template with several runtimes the one that answers on the node", async () => {
+    const listed = await h.request("GET", "/api/v1/nodes", { token: h.adminToken });
+    for (const other of listed.body.items as { id: string }[])
+      await h.request("POST", `/api/v1/nodes/${other.id}/drain`, { token: h.adminToken });
+    const both = await h.request("POST", "/api/v1/templates", {
+      token: h.adminToken,
+      body: {
+        definition: {
+          ...helloTemplate,
+          name: "hello-both",
+          runtime: {
+            docker: { image: "orchestrator/node-app:1", command: ["sh", "-c", "echo ready"] },
+            process: { command: ["sh", "-c", "echo ready"] },
+          },
+        },
+      },
+    });
+    expect(both.status).toBe(201);
+    const node = await h.joinNode("two-runtimes", { runtimes: ["docker", "process"] });
+    const dockerDown = {
+      kind: "docker",
+      available: false,
+      reason: "the Docker engine is unreachable",
+      since: h.clock.now().toISOString(),
+    };
+    await h.sync(node.credential, { runtimes: [dockerDown] });
+    const created = await h.request("POST", "/api/v1/instances", {
+      token: h.adminToken,
+      body: { template: "hello-both", name: "either-runtime", variables: { RCON_PASSWORD: "pw" } },
+    });
+    await h.brain.runLoopsOnce();
+    const delivered = await h.sync(node.credential, { runtimes: [dockerDown] });
+    const prepare = delivered.body.commands.find(
+      (command: AgentCommand) => command.instanceId === created.body.id,
+    );
+    expect(prepare?.payload).toMatchObject({ runtime: "process" });
+  });
 });

@@ -580,8 +580,13 @@ export class AgentService {
       return null;
     }
     const supported = templateRuntimes(version.definition);
+    // A node offering several of the template's runtimes gets one that answers now.
+    const usable = node.runtimes.filter((kind) => supported.includes(kind));
     const runtime =
-      node.runtimes.find((kind) => supported.includes(kind)) ?? supported[0] ?? "process";
+      usable.find((kind) => !this.runtimeStatus.isUnavailable(node.id, kind)) ??
+      usable[0] ??
+      supported[0] ??
+      "process";
     const payload: PreparePayload = {
       instanceName: instance.name,
       template: {
