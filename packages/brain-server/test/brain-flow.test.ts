@@ -1,6 +1,6 @@
 import type { AgentCommand, InstanceTrigger } from "@orchestrator/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createHarness, type Harness, helloTemplate } from "./brain-harness.js";
+import { createHarness, type Harness, helloTemplate, reportsToRunning } from "./brain-harness.js";
 import { TEST_DATABASES } from "./databases.js";
 
 describe.each(TEST_DATABASES)("Brain on $name", (database) => {
@@ -138,17 +138,7 @@ describe.each(TEST_DATABASES)("Brain on $name", (database) => {
       const id = created.body.id as string;
       await h.brain.runLoopsOnce();
       const at = h.clock.now().toISOString();
-      await h.sync(node.credential, {
-        reports: (["prepare", "prepared", "start", "ready"] as const).map((trigger, i) => ({
-          n: i + 1,
-          instanceId: id,
-          seq: i + 1,
-          epoch: 1,
-          trigger,
-          reason: trigger,
-          at,
-        })),
-      });
+      await h.sync(node.credential, { reports: reportsToRunning(id, at) });
       await h.advance(16_000);
       expect(
         (await h.request("GET", `/api/v1/nodes/${node.nodeId}`, { token: h.adminToken })).body

@@ -1,5 +1,5 @@
 /** Builds a Brain on in-memory SQLite with a fake clock, plus helpers to act as users and nodes. */
-import type { JoinResponse, SyncRequest, SyncResponse } from "@orchestrator/core";
+import type { JoinResponse, SyncReport, SyncRequest, SyncResponse } from "@orchestrator/core";
 import { FakeClock, SequentialIdGenerator } from "@orchestrator/core/testing";
 import { type Brain, type BrainOverrides, buildBrain } from "../src/brain.js";
 import { type BrainConfig, loadBrainConfig } from "../src/config/brain-config.js";
@@ -19,6 +19,19 @@ export const helloTemplate = {
   resources: { memoryMb: 512, cpu: 0.5, diskMb: 100 },
   readiness: { log: "ready", timeoutSeconds: 30 },
 };
+
+/** The reports of a node taking an instance from SCHEDULED to RUNNING (prepare … ready). */
+export function reportsToRunning(instanceId: string, at: string, epoch = 1): SyncReport[] {
+  return (["prepare", "prepared", "start", "ready"] as const).map((trigger, i) => ({
+    n: i + 1,
+    instanceId,
+    seq: i + 1,
+    epoch,
+    trigger,
+    reason: trigger,
+    at,
+  }));
+}
 
 export interface Harness {
   brain: Brain;

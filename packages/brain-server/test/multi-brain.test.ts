@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { createHarness, type Harness, helloTemplate } from "./brain-harness.js";
+import { createHarness, type Harness, helloTemplate, reportsToRunning } from "./brain-harness.js";
 import { mysqlDatabase, mysqlSkipReason, type TestDatabase } from "./databases.js";
 import { openSse } from "./sse-client.js";
 
@@ -18,11 +18,11 @@ interface Pair {
   close(): Promise<void>;
 }
 
-async function sqliteFilePair(): Promise<Pair> {
-  const dir = await mkdtemp(join(tmpdir(), "orch-two-brains-"));
+/** Two Brains (holders brain-a and brain-b) on one database; `drop` removes it at the end. */
+async function pairOn(url: string, drop: () => Promise<void>): Promise<Pair> {
   const shared: TestDatabase = {
-    name: "sqlite",
-    create: async () => ({ url: `sqlite:${join(dir, "brain.db")}`, drop: async () => undefined }),
+    name: url.startsWith("mysql") ? "mysql" : "sqlite",
+    create: async () => ({ url, drop: async () => undefined }),
   };
   const a = await createHarness({}, { holder: "brain-a" }, shared);
   const b = await createHarness({}, { holder: "brain-b" }, shared);
@@ -32,28 +32,19 @@ async function sqliteFilePair(): Promise<Pair> {
     async close() {
       await a.close();
       await b.close();
-      await rm(dir, { recursive: true, force: true });
+      await drop();
     },
   };
 }
 
+async function sqliteFilePair(): Promise<Pair> {
+  const dir = await mkdtemp(join(tmpdir(), "orch-two-brains-"));
+  return pairOn(`sqlite:${join(dir, "brain.db")}`, () => rm(dir, { recursive: true, force: true }));
+}
+
 async function mysqlPair(): Promise<Pair> {
   const db = await mysqlDatabase.create();
-  const shared: TestDatabase = {
-    name: "mysql",
-    create: async () => ({ url: db.url, drop: async () => undefined }),
-  };
-  const a = await createHarness({}, { holder: "brain-a" }, shared);
-  const b = await createHarness({}, { holder: "brain-b" }, shared);
-  return {
-    a,
-    b,
-    async close() {
-      await a.close();
-      await b.close();
-      await db.drop();
-    },
-  };
+  return pairOn(db.url, () => db.drop());
 }
 
 /** Both Brains live through `ms`, second by second; `each` runs after every step. */
@@ -247,15 +238,7 @@ describe.each(databases)("two Brains on %s", (_name, makePair, available) => {
         const inventory = [{ instanceId: id, state: "RUNNING" as const, seq: 4, epoch: 1 }];
         await pair.a.sync(node.credential, {
           inventory,
-          reports: (["prepare", "prepared", "start", "ready"] as const).map((trigger, i) => ({
-            n: i + 1,
-            instanceId: id,
-            seq: i + 1,
-            epoch: 1,
-            trigger,
-            reason: trigger,
-            at,
-          })),
+          reports: reportsToRunning(id, at),
         });
 
         // A viewer on brain-b; the agent syncs with brain-a only.

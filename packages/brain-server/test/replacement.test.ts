@@ -3,9 +3,9 @@
  * grace period the instance is placed anew on another node with a new epoch,
  * and the old copy is destroyed when its node returns.
  */
-import type { AgentCommand, InventoryItem, SyncReport } from "@orchestrator/core";
+import type { AgentCommand, InventoryItem } from "@orchestrator/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createHarness, type Harness, helloTemplate } from "./brain-harness.js";
+import { createHarness, type Harness, helloTemplate, reportsToRunning } from "./brain-harness.js";
 import { TEST_DATABASES } from "./databases.js";
 
 describe.each(TEST_DATABASES)("re-placing LOST instances on $name", (database) => {
@@ -62,17 +62,7 @@ describe.each(TEST_DATABASES)("re-placing LOST instances on $name", (database) =
     const id = created.body.id as string;
     await h.brain.runLoopsOnce();
     const at = h.clock.now().toISOString();
-    const reports: SyncReport[] = (["prepare", "prepared", "start", "ready"] as const).map(
-      (trigger, i) => ({
-        n: i + 1,
-        instanceId: id,
-        seq: i + 1,
-        epoch: 1,
-        trigger,
-        reason: trigger,
-        at,
-      }),
-    );
+    const reports = reportsToRunning(id, at);
     inventory = [...inventory, { instanceId: id, state: "RUNNING", seq: 4, epoch: 1 }];
     await h.sync(credential, { reports, inventory });
     expect((await instance(id)).state).toBe("RUNNING");

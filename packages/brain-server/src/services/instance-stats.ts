@@ -7,6 +7,7 @@
  */
 import type { InstanceStatsSample, LoggedEvent } from "@orchestrator/core";
 import { EventHub } from "../events/event-hub.js";
+import { Viewers } from "./viewers.js";
 
 /** An instance whose runtime cannot report stats (sent once to its viewers). */
 export interface StatsUnsupported {
@@ -32,13 +33,14 @@ const MAX_FORWARDED = 10_000;
 export class InstanceStats {
   readonly samples = new EventHub<InstanceStatsSample>();
   readonly unsupported = new EventHub<StatsUnsupported>();
-  private readonly watchers = new Map<string, number>();
+  /** Stats viewers; when the last one leaves, the runtime is asked again next time (it may have changed). */
+  readonly viewers = new Viewers({
+    last: (instanceId) => this.unsupportedReasons.delete(instanceId),
+  });
   /** Insertion order = age: the first entry is the oldest (evicted first). */
   private readonly latest = new Map<string, InstanceStatsSample>();
   private readonly unsupportedReasons = new Map<string, string>();
   private readonly maxInstances: number;
-  /** Instances whose stats viewers on other Brain replicas watch (kept by `LiveRelay`). */
-  private remoteWatched: ReadonlySet<string> = new Set();
   /** What arrived here for viewers on other replicas, until `LiveRelay` takes it. */
   private forwarded: RelayedStats[] = [];
 
@@ -48,36 +50,15 @@ export class InstanceStats {
 
   /** Counts a viewer of `instanceId` until the returned function is called. */
   watch(instanceId: string, nodeId: string | null = null): () => void {
-    const before = this.watchers.get(instanceId) ?? 0;
-    this.watchers.set(instanceId, before + 1);
-    if (before === 0) this.options.onFirstWatch?.(instanceId, nodeId);
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const left = (this.watchers.get(instanceId) ?? 1) - 1;
-      if (left > 0) {
-        this.watchers.set(instanceId, left);
-        return;
-      }
-      this.watchers.delete(instanceId);
-      // Asked again when someone watches again (the runtime may have changed).
-      this.unsupportedReasons.delete(instanceId);
-    };
+    const first = !this.viewers.watchedLocally(instanceId);
+    const release = this.viewers.add(instanceId);
+    if (first) this.options.onFirstWatch?.(instanceId, nodeId);
+    return release;
   }
 
   /** Instances agents must sample: watched here or on another replica. */
   watchedInstances(): string[] {
-    return [...new Set([...this.watchers.keys(), ...this.remoteWatched])];
-  }
-
-  /** Instances watched by this Brain's own viewers. */
-  locallyWatchedInstances(): string[] {
-    return [...this.watchers.keys()];
-  }
-
-  setRemoteWatched(instanceIds: ReadonlySet<string>): void {
-    this.remoteWatched = instanceIds;
+    return this.viewers.all();
   }
 
   /** Samples and unsupported notices to hand to other replicas since the last call. */
@@ -100,7 +81,7 @@ export class InstanceStats {
   }
 
   private forward(instanceId: string, item: RelayedStats): void {
-    if (this.remoteWatched.has(instanceId) && this.forwarded.length < MAX_FORWARDED) {
+    if (this.viewers.watchedRemotely(instanceId) && this.forwarded.length < MAX_FORWARDED) {
       this.forwarded.push(item);
     }
   }

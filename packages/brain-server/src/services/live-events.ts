@@ -5,6 +5,7 @@
  */
 import type { LoggedEvent } from "@orchestrator/core";
 import { EventHub } from "../events/event-hub.js";
+import { Viewers } from "./viewers.js";
 
 export interface LogLineEvent {
   instanceId: string;
@@ -28,12 +29,14 @@ export class LiveEvents {
   readonly events = new EventHub<LoggedEvent>();
   readonly logs = new EventHub<LogLineEvent>();
   readonly revocations = new EventHub<Revocation>();
-  /** How many log streams watch each instance (agents push lines only for these). */
-  private readonly watchers = new Map<string, number>();
   /** Recent lines per watched or recently watched instance, for the backlog of a new viewer. */
   private readonly backlogs = new Map<string, LogLineEvent[]>();
-  /** Instances whose logs viewers on other Brain replicas watch (kept by `LiveRelay`). */
-  private remoteWatched: ReadonlySet<string> = new Set();
+  /**
+   * Log viewers (agents push lines only for watched instances). The first one
+   * makes the agent send its recent lines again: an older backlog here would
+   * duplicate them.
+   */
+  readonly viewers = new Viewers({ first: (instanceId) => this.backlogs.delete(instanceId) });
   /** Lines received here for viewers on other replicas, until `LiveRelay` takes them. */
   private forwarded: LogLineEvent[] = [];
 
@@ -43,40 +46,20 @@ export class LiveEvents {
     this.revocations.publish(revocation);
   }
 
+  /** Counts a log viewer until the returned function is called. */
   watch(instanceId: string): () => void {
-    const before = this.watchers.get(instanceId) ?? 0;
-    // The first watcher makes the agent send its recent lines again: an older
-    // backlog here would duplicate them.
-    if (before === 0) this.backlogs.delete(instanceId);
-    this.watchers.set(instanceId, before + 1);
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const left = (this.watchers.get(instanceId) ?? 1) - 1;
-      if (left <= 0) this.watchers.delete(instanceId);
-      else this.watchers.set(instanceId, left);
-    };
+    return this.viewers.add(instanceId);
   }
 
   /** Instances whose logs agents must push: watched here or on another replica. */
   watchedInstances(): string[] {
-    return [...new Set([...this.watchers.keys(), ...this.remoteWatched])];
-  }
-
-  /** Instances watched by this Brain's own viewers. */
-  locallyWatchedInstances(): string[] {
-    return [...this.watchers.keys()];
-  }
-
-  setRemoteWatched(instanceIds: ReadonlySet<string>): void {
-    this.remoteWatched = instanceIds;
+    return this.viewers.all();
   }
 
   /** Records lines pushed by an agent, fans them out, and keeps those other replicas watch for them. */
   pushLogs(lines: readonly LogLineEvent[]): void {
     for (const line of lines) {
-      if (this.remoteWatched.has(line.instanceId) && this.forwarded.length < MAX_FORWARDED) {
+      if (this.viewers.watchedRemotely(line.instanceId) && this.forwarded.length < MAX_FORWARDED) {
         this.forwarded.push(line);
       }
     }

@@ -99,11 +99,11 @@ export class LiveRelay {
 
   private async declare(now: number): Promise<void> {
     const entries: LiveWatchEntry[] = [
-      ...this.live.locallyWatchedInstances().map((instanceId) => ({
+      ...this.live.viewers.local().map((instanceId) => ({
         instanceId,
         kind: "log" as const,
       })),
-      ...this.stats.locallyWatchedInstances().map((instanceId) => ({
+      ...this.stats.viewers.local().map((instanceId) => ({
         instanceId,
         kind: "stats" as const,
       })),
@@ -142,8 +142,8 @@ export class LiveRelay {
       if (watch.watcher === this.options.brainId) continue;
       (watch.kind === "log" ? logs : stats).add(watch.instanceId);
     }
-    this.live.setRemoteWatched(logs);
-    this.stats.setRemoteWatched(stats);
+    this.live.viewers.setRemote(logs);
+    this.stats.viewers.setRemote(stats);
     const remote = new Set([...logs, ...stats]);
     const fresh = [...remote].filter((id) => !this.remote.has(id));
     this.remote = remote;
