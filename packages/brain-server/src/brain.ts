@@ -411,6 +411,14 @@ export async function buildBrain(
       parked.set({}, signals.parked),
     ),
   );
+  const runtimeStatus = container.resolve<NodeRuntimeStatus>(TOKENS.NodeRuntimeStatus);
+  const runtimesDown: Gauge = metrics.register(
+    new Gauge(
+      "orch_nodes_runtime_unavailable",
+      "Nodes whose agent reports at least one runtime unavailable (as this Brain heard)",
+      () => runtimesDown.set({}, runtimeStatus.affectedNodes),
+    ),
+  );
   const degraded: Gauge = metrics.register(
     new Gauge(
       "orch_liveness_degraded",

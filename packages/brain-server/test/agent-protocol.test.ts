@@ -441,6 +441,8 @@ describe("runtime availability reported by agents", () => {
     expect(
       inList.body.items.find((n: { id: string }) => n.id === node.nodeId).unavailableRuntimes,
     ).toEqual([down]);
+    const metrics = await h.request("GET", "/api/v1/metrics", { token: h.adminToken });
+    expect(metrics.body).toContain("orch_nodes_runtime_unavailable 1");
 
     const created = await h.request("POST", "/api/v1/instances", {
       token: h.adminToken,

@@ -192,5 +192,6 @@ export class NodeService {
       });
     });
     this.liveness.forget(id);
+    this.runtimeStatus?.forget(id);
   }
 }
