@@ -17,7 +17,7 @@ import {
   type NodeEvent,
   type NodeStatus,
 } from "@orchestrator/core";
-import { sql } from "kysely";
+import { type Kysely, sql } from "kysely";
 import {
   checkActor,
   checkDate,
@@ -30,12 +30,15 @@ import {
   toDate,
 } from "./codec.js";
 import { PreparedQuery, pick } from "./prepared-query.js";
-import type { EventsTable } from "./schema.js";
+import type { Database, EventsTable } from "./schema.js";
 import type { SqlScope } from "./sql-executor.js";
 
 type EventRow = Omit<EventsTable, "seq"> & { seq: number };
 
 const EVENTS_SEQUENCE = "events";
+const DEFERRED_EVENTS = "orch_events";
+/** Rows per multi-row INSERT of deferred events. */
+const EVENTS_PER_INSERT = 200;
 
 // Every lifecycle change appends: these are compiled once (see PreparedQuery).
 // MySQL: LAST_INSERT_ID(expr) hands the new value back in the UPDATE's own
@@ -116,6 +119,15 @@ function toLogged(row: EventRow): LoggedEvent {
     : { kind: "instance", ...toInstanceEvent(row) };
 }
 
+/** MySQL: the deferred events of a transaction, in multi-row INSERTs. */
+async function insertEvents(scope: SqlScope, rows: EventRow[]): Promise<void> {
+  for (let start = 0; start < rows.length; start += EVENTS_PER_INSERT) {
+    const chunk = rows.slice(start, start + EVENTS_PER_INSERT);
+    if (chunk.length === 1) await scope.write((db) => INSERT_EVENT_AT_SEQ.execute(db, chunk[0]!));
+    else await scope.write((db) => db.insertInto("orch_events").values(chunk).execute());
+  }
+}
+
 const SET_VALUE_MYSQL = new PreparedQuery<{ name: string; value: number }, never>((db, args) =>
   db.updateTable("orch_sequences").set({ value: args.value }).where("name", "=", args.name),
 );
@@ -190,7 +202,7 @@ export class SqlEventRepository implements EventRepository {
   async listAfter(afterSeq: number, limit: number): Promise<LoggedEvent[]> {
     const after = checkInt("afterSeq", afterSeq, 0, Number.MAX_SAFE_INTEGER);
     const max = checkInt("limit", limit, 1, 10_000);
-    const rows = await this.#scope.read((db) =>
+    const rows = await this.#read((db) =>
       db
         .selectFrom("orch_events")
         .selectAll()
@@ -209,7 +221,7 @@ export class SqlEventRepository implements EventRepository {
     const after = checkInt("afterSeq", options.afterSeq ?? 0, 0, Number.MAX_SAFE_INTEGER);
     const limit =
       options.limit === undefined ? undefined : checkInt("limit", options.limit, 1, 10_000);
-    const rows = await this.#scope.read((db) => {
+    const rows = await this.#read((db) => {
       let query = db
         .selectFrom("orch_events")
         .selectAll()
@@ -225,7 +237,7 @@ export class SqlEventRepository implements EventRepository {
 
   async lastSeq(): Promise<number> {
     if (this.#scope.flavor.name === "sqlite") {
-      const row = await this.#scope.read((db) =>
+      const row = await this.#read((db) =>
         db
           .selectFrom("orch_events")
           .select((eb) => eb.fn.max("seq").as("value"))
@@ -234,7 +246,7 @@ export class SqlEventRepository implements EventRepository {
       return row?.value ? num(row.value) : 0;
     }
     // The counter only moves in committing transactions: its committed value is the last seq.
-    const row = await this.#scope.read((db) =>
+    const row = await this.#read((db) =>
       db
         .selectFrom("orch_sequences")
         .select("value")
@@ -242,6 +254,12 @@ export class SqlEventRepository implements EventRepository {
         .executeTakeFirst(),
     );
     return row ? num(row.value) : 0;
+  }
+
+  /** Reads, after writing this transaction's deferred events (so they are seen). */
+  async #read<T>(query: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+    if (this.#scope.inTransaction) await this.#scope.flushDeferred(DEFERRED_EVENTS);
+    return this.#scope.read(query);
   }
 
   #actor(actor: Actor): { actor_kind: string; actor_id: string } {
@@ -257,7 +275,9 @@ export class SqlEventRepository implements EventRepository {
     return this.#scope.atomic(async (scope) => {
       const seq = await nextSequenceValue(scope, EVENTS_SEQUENCE);
       const row: EventRow = { seq, ...values };
-      await scope.write((db) => INSERT_EVENT_AT_SEQ.execute(db, row));
+      // The seq is this transaction's (its counter row is locked): the insert
+      // cannot be refused, so it waits for the others, one statement for all.
+      scope.defer(DEFERRED_EVENTS, row, insertEvents);
       return row;
     });
   }

@@ -131,6 +131,7 @@ export class SqlScope {
    */
   readonly memo = new Map<string, unknown>();
   readonly #beforeCommit: Array<() => Promise<void>> = [];
+  readonly #deferred = new Map<string, DeferredRows>();
   #savepointDepth = 0;
 
   constructor(db: Kysely<Database>, executor: SqlExecutor, inTransaction: boolean) {
@@ -153,10 +154,38 @@ export class SqlScope {
     this.#beforeCommit.push(hook);
   }
 
-  /** Runs the `beforeCommit` hooks (hooks added meanwhile included), in order. */
+  /** Runs the `beforeCommit` hooks (hooks added meanwhile included), in order, and writes deferred rows. */
   async runBeforeCommit(): Promise<void> {
+    await this.flushDeferred();
     for (let index = 0; index < this.#beforeCommit.length; index += 1) {
       await this.#beforeCommit[index]!();
+    }
+    await this.flushDeferred();
+  }
+
+  /**
+   * Queues `row` to be written with the other rows of `key` by one `write`
+   * call (one multi-row statement) before the commit, or earlier through
+   * `flushDeferred`. Only for rows whose insert cannot be refused (the caller
+   * already knows it succeeds, e.g. a seq it owns), since the error would
+   * surface at the commit. A savepoint rolled back drops the rows queued
+   * inside it. Transactions only.
+   */
+  defer<R>(key: string, row: R, write: (scope: SqlScope, rows: R[]) => Promise<void>): void {
+    if (!this.inTransaction) throw new OrchestratorError("INTERNAL", "defer outside a transaction");
+    let queued = this.#deferred.get(key);
+    if (!queued) {
+      queued = { rows: [], write: write as DeferredRows["write"] };
+      this.#deferred.set(key, queued);
+    }
+    queued.rows.push(row);
+  }
+
+  /** Writes the rows queued by `defer` (of one key, or all) now, say before reading them back. */
+  async flushDeferred(key?: string): Promise<void> {
+    for (const [name, queued] of this.#deferred) {
+      if ((key !== undefined && name !== key) || queued.rows.length === 0) continue;
+      await queued.write(this, queued.rows.splice(0));
     }
   }
 
@@ -204,11 +233,15 @@ export class SqlScope {
   }
 
   async #inSavepoint<T>(name: string, work: (scope: SqlScope) => Promise<T>): Promise<T> {
+    // Rows queued before the savepoint are written before it: what is queued
+    // when it is rolled back was queued inside it, and is dropped.
+    await this.flushDeferred();
     await this.write((db) => sql`savepoint ${sql.raw(name)}`.execute(db));
     let result: T;
     try {
       result = await work(this);
     } catch (error) {
+      for (const queued of this.#deferred.values()) queued.rows.length = 0;
       // After a deadlock the server already rolled everything back and the
       // savepoint is gone: the original error is what matters.
       await sql`rollback to savepoint ${sql.raw(name)}`.execute(this.db).catch(() => undefined);
@@ -243,6 +276,11 @@ export class SqlScope {
       await sleep(this.executor.backoffMs(attempt));
     }
   }
+}
+
+interface DeferredRows {
+  rows: unknown[];
+  write: (scope: SqlScope, rows: unknown[]) => Promise<void>;
 }
 
 function sleep(ms: number): Promise<void> {

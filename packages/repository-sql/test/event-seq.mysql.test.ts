@@ -45,6 +45,17 @@ describe.skipIf(mysqlSkipReason !== null)(
       expect(listed.map((logged) => logged.seq)).toEqual([1, 2, 3, 4, 5, 6].map((n) => before + n));
     });
 
+    it("are read back inside the transaction that appended them", async () => {
+      const { repositories } = h;
+      const seen = await repositories.transaction(async (tx) => {
+        await tx.events.append(event("mine", 1));
+        await tx.events.append(event("mine", 2));
+        return (await tx.events.listForInstance("mine")).map((logged) => logged.at.getTime());
+      });
+      expect(seen).toEqual([1, 2]);
+      expect(await repositories.events.listForInstance("mine")).toHaveLength(2);
+    });
+
     it("leave nothing behind when the transaction rolls back", async () => {
       const { repositories } = h;
       const before = await repositories.events.lastSeq();
