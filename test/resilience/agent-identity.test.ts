@@ -157,4 +157,23 @@ describe("duplicate agent identity (real processes)", { timeout: 120_000 }, () =
     expect(duplicate.exited).toBe(false);
     expect(platform.brain!.exited).toBe(false);
   });
+
+  it("agent SIGKILLed and restarted on its own state dir → continues its session at once (no refusal, no wait)", async () => {
+    await duplicate.crash();
+    const restartedAt = Date.now();
+    duplicate = await CliProcess.start(
+      "agent ai-agent (restarted)",
+      ["agent"],
+      { ...agent.env(null), ORCH_DATA_DIR: copyDir },
+      { cwd: platform.dir, readyText: "Agent running as node" },
+    );
+    agent.process = duplicate;
+    expect(duplicate.output).not.toContain(REFUSED);
+    // Well inside the silence window it would otherwise have to wait out (start-up included).
+    expect(Date.now() - restartedAt).toBeLessThan(WINDOW_MS + 10_000);
+    const third = (await platform.instances()).find((i) => i.name === "ai-third")!;
+    expect((await platform.api("POST", `/instances/${third.id}/stop`)).status).toBe(202);
+    await platform.waitForState(third.id, "STOPPED");
+    expect(duplicate.output).not.toContain(REFUSED);
+  });
 });
