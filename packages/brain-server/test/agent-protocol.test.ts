@@ -19,6 +19,7 @@ import { TOKENS } from "../src/brain.js";
 import { AgentSessions, agentSessionWindowMs } from "../src/services/agent-sessions.js";
 import type { InstanceStats } from "../src/services/instance-stats.js";
 import { createHarness, type Harness, helloTemplate } from "./brain-harness.js";
+import { openSse } from "./sse-client.js";
 
 const SESSION_A = "session-aaaaaaaaaaaa";
 const SESSION_B = "session-bbbbbbbbbbbb";
@@ -36,55 +37,8 @@ function readBody(request: IncomingMessage): Promise<string> {
   });
 }
 
-/** An SSE client over a real socket: collects `{ event, data }` as they arrive. */
-async function openStream(path: string, token: string) {
-  const controller = new AbortController();
-  const response = await fetch(`${url}${path}`, {
-    headers: { authorization: `Bearer ${token}` },
-    signal: controller.signal,
-  });
-  const events: { event: string; data: unknown }[] = [];
-  let ended = false;
-  const done = (async () => {
-    if (!response.body) return;
-    const decoder = new TextDecoder();
-    let buffer = "";
-    try {
-      for await (const chunk of response.body) {
-        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-        let cut = buffer.indexOf("\n\n");
-        while (cut >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event && data) events.push({ event, data: JSON.parse(data) });
-          cut = buffer.indexOf("\n\n");
-        }
-      }
-    } catch {
-      // aborted by the test
-    }
-    ended = true;
-  })();
-  return {
-    status: response.status,
-    events,
-    get ended() {
-      return ended;
-    },
-    async waitFor(count: number, timeoutMs = 5_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (events.length < count && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      expect(events.length, `waited for ${count} events`).toBeGreaterThanOrEqual(count);
-    },
-    async close() {
-      controller.abort();
-      await done;
-    },
-    done,
-  };
+function openStream(path: string, token: string) {
+  return openSse(`${url}${path}`, token);
 }
 
 async function waitUntil(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 5_000) {
@@ -213,7 +167,8 @@ describe("live stats: GET /instances/:id/stats", () => {
     });
     expect(pushed.status).toBe(200);
     await stream.waitFor(1);
-    expect(stream.events[0]).toEqual({
+    expect(stream.messages[0]).toEqual({
+      id: null,
       event: "stats",
       data: {
         ...sample(id),
@@ -230,7 +185,7 @@ describe("live stats: GET /instances/:id/stats", () => {
     await stream.waitFor(2);
     const second = await openStream(`/api/v1/instances/${id}/stats`, h.adminToken);
     await second.waitFor(1);
-    expect(second.events[0]).toMatchObject({
+    expect(second.messages[0]).toMatchObject({
       event: "stats",
       data: { instanceId: id, cpu: 1.5, memoryLimitBytes: 1024 },
     });
@@ -285,11 +240,11 @@ describe("live stats: GET /instances/:id/stats", () => {
     const stream = await openStream(`/api/v1/instances/${id}/stats`, h.adminToken);
     await nodeSync({ statsUnsupported: [id] });
     await stream.waitFor(2); // the latest sample, then the verdict
-    expect(stream.events.map((e) => e.event)).toEqual(["stats", "unsupported"]);
-    expect(stream.events[1]!.data).toMatchObject({ instanceId: id });
+    expect(stream.messages.map((e) => e.event)).toEqual(["stats", "unsupported"]);
+    expect(stream.messages[1]!.data).toMatchObject({ instanceId: id });
     await nodeSync({ statsUnsupported: [id] });
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(stream.events).toHaveLength(2); // said once
+    expect(stream.messages).toHaveLength(2); // said once
     expect(stream.ended).toBe(false); // and the stream stays open
     await stream.close();
   });

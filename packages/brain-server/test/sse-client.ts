@@ -16,7 +16,7 @@ export async function openSse(url: string, token: string, headers: Record<string
   });
   const messages: SseMessage[] = [];
   let ended = false;
-  void (async () => {
+  const done = (async () => {
     if (!response.body) return;
     const decoder = new TextDecoder();
     let buffer = "";
@@ -45,6 +45,15 @@ export async function openSse(url: string, token: string, headers: Record<string
     get ended() {
       return ended;
     },
+    /** Settles when the stream has ended (the server closed it, or `close`). */
+    done,
+    /** Waits until at least `count` messages arrived (fails after `timeoutMs`). */
+    async waitFor(count: number, timeoutMs = 5_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (messages.length < count && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(messages.length, `waited for ${count} messages`).toBeGreaterThanOrEqual(count);
+    },
     /** Waits until `predicate` holds for the messages so far (fails after `timeoutMs`). */
     async until(predicate: (messages: SseMessage[]) => boolean, timeoutMs = 5_000) {
       const deadline = Date.now() + timeoutMs;
@@ -52,8 +61,10 @@ export async function openSse(url: string, token: string, headers: Record<string
         await new Promise((resolve) => setTimeout(resolve, 10));
       expect(predicate(messages), JSON.stringify(messages)).toBe(true);
     },
-    close() {
+    /** Hangs up and waits until the reader has stopped. */
+    async close() {
       controller.abort();
+      await done;
     },
   };
 }
