@@ -148,3 +148,55 @@ describe("API tokens, cached", () => {
     expect((await me()).status).toBe(401);
   });
 });
+
+describe("scheduling, placements written in chunks and lanes", () => {
+  it("places a burst across nodes side by side, never past capacity, one event each", async () => {
+    const s = await createHarness();
+    try {
+      await s.request("POST", "/api/v1/templates", {
+        token: s.adminToken,
+        body: { definition: helloTemplate },
+      });
+      // 4,096 MB and 11 ports each, 512 MB and one port per instance: 8 fit on a node.
+      for (const name of ["lane-a", "lane-b", "lane-c"]) await s.joinNode(name);
+      const created = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          s.request("POST", "/api/v1/instances", {
+            token: s.adminToken,
+            body: { template: "hello", name: `burst-${i}`, variables: { RCON_PASSWORD: "p" } },
+          }),
+        ),
+      );
+      expect(created.every((response) => response.status === 201)).toBe(true);
+      await s.brain.runLoopsOnce();
+      const listed = await s.request("GET", "/api/v1/instances?limit=100", { token: s.adminToken });
+      const items = listed.body.items as Array<{
+        id: string;
+        state: string;
+        nodeId: string | null;
+        ports: Record<string, number>;
+      }>;
+      const scheduled = items.filter((instance) => instance.state === "SCHEDULED");
+      expect(scheduled).toHaveLength(24);
+      expect(items.filter((instance) => instance.state === "REQUESTED")).toHaveLength(6);
+      const perNode = new Map<string, number[]>();
+      for (const instance of scheduled) {
+        const ports = perNode.get(instance.nodeId!) ?? [];
+        ports.push(instance.ports.game!);
+        perNode.set(instance.nodeId!, ports);
+      }
+      expect([...perNode.values()].map((ports) => ports.length)).toEqual([8, 8, 8]);
+      for (const ports of perNode.values()) expect(new Set(ports).size).toBe(ports.length);
+      for (const instance of scheduled) {
+        const events = await s.request("GET", `/api/v1/instances/${instance.id}/events`, {
+          token: s.adminToken,
+        });
+        expect(
+          events.body.items.filter((event: { to: string }) => event.to === "SCHEDULED"),
+        ).toHaveLength(1);
+      }
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -1,11 +1,25 @@
 /** Small SQL building blocks shared by the repositories, where the dialects differ. */
 import type { ConflictError } from "@orchestrator/core";
+import { type Expression, sql } from "kysely";
 import { failureOf } from "./classify-error.js";
 import type { SqlScope } from "./sql-executor.js";
 
 /** Adds `FOR UPDATE` inside a MySQL transaction (SQLite's single writer needs no row locks). */
 export function forUpdate<Q extends { forUpdate(): Q }>(scope: SqlScope, query: Q): Q {
   return scope.inTransaction && scope.flavor.lockingReads ? query.forUpdate() : query;
+}
+
+/**
+ * Adds `LOCK IN SHARE MODE` inside a MySQL transaction: the row cannot change
+ * until the transaction ends, yet other transactions may share it.
+ */
+export function forShare<Q extends { modifyEnd(modifier: Expression<unknown>): Q }>(
+  scope: SqlScope,
+  query: Q,
+): Q {
+  return scope.inTransaction && scope.flavor.lockingReads
+    ? query.modifyEnd(sql`lock in share mode`)
+    : query;
 }
 
 /** True for a duplicate-key CONFLICT produced by the error classification. */

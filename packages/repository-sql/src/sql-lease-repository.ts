@@ -14,7 +14,7 @@ import {
 import { checkDate, checkInt, checkString, MAX_NAME, num, toDate } from "./codec.js";
 import type { LeasesTable } from "./schema.js";
 import type { SqlScope } from "./sql-executor.js";
-import { affected, forUpdate } from "./sql-helpers.js";
+import { affected, forShare, forUpdate } from "./sql-helpers.js";
 
 function toLease(row: LeasesTable): Lease {
   return {
@@ -112,8 +112,10 @@ export class SqlLeaseRepository implements LeaseRepository {
 
   async holds(fence: LeaseFence): Promise<boolean> {
     const checked = checkFence(fence);
+    // Shared: a takeover (which writes the row) waits for this transaction,
+    // while the holder's own fenced transactions may run side by side.
     const row = await this.#scope.read((db) =>
-      forUpdate(
+      forShare(
         this.#scope,
         db.selectFrom("orch_leases").selectAll().where("name", "=", checked.name),
       ).executeTakeFirst(),

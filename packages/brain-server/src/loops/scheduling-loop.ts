@@ -35,6 +35,8 @@ import type { PlacementExplanations } from "../services/placement-explanations.j
 const BATCH = 500;
 /** Placements written per transaction. */
 const CHUNK = 100;
+/** Transactions written at once (placements on different nodes). */
+const LANES = 4;
 
 export class SchedulingRound {
   constructor(
@@ -111,9 +113,37 @@ export class SchedulingRound {
     };
     // Placements are written CHUNK to a transaction: one commit (and, on MySQL,
     // one turn of the event-seq row lock) for many instances instead of one
-    // each, which is what lets the loop keep up with the API.
-    let leaseLost = false;
-    for (let start = 0; start < placements.length && !leaseLost; start += CHUNK) {
+    // each, which is what lets the loop keep up with the API. Placements on
+    // different nodes lock different rows, so up to LANES transactions are
+    // written side by side (MySQL waits on round trips, not on a core; on
+    // SQLite they simply take turns).
+    const lanes: Placement[][] = [];
+    const laneOf = new Map<string, number>();
+    for (const placement of placements) {
+      let lane = laneOf.get(placement.nodeId);
+      if (lane === undefined) {
+        lane = laneOf.size % LANES;
+        laneOf.set(placement.nodeId, lane);
+      }
+      (lanes[lane] ??= []).push(placement);
+    }
+    const state = { leaseLost: false };
+    await Promise.all(lanes.map((lane) => this.writeLane(lane, fence, state, done)));
+    for (const event of events) this.live.events.publish({ kind: "instance", ...event });
+    for (const nodeId of wake) this.signals.wake(nodeId);
+    for (const event of events) await this.explanations.clear(event.instanceId);
+    this.latency?.observe({}, (performance.now() - started) / 1000);
+    return events.length;
+  }
+
+  /** Writes one lane's placements, CHUNK to a transaction. */
+  private async writeLane(
+    placements: Placement[],
+    fence: LeaseFence,
+    state: { leaseLost: boolean },
+    done: (placement: Placement, event: InstanceEvent) => void,
+  ): Promise<void> {
+    for (let start = 0; start < placements.length && !state.leaseLost; start += CHUNK) {
       const chunk = placements.slice(start, start + CHUNK);
       try {
         const written = await this.repositories.transaction((tx) => this.write(tx, chunk), {
@@ -122,7 +152,10 @@ export class SchedulingRound {
         for (const [index, event] of written.entries()) done(chunk[index]!, event);
       } catch (error) {
         if (!OrchestratorError.hasCode(error, "CONFLICT")) throw error;
-        if (isLeaseLost(error)) break; // another Brain schedules now: it places the rest
+        if (isLeaseLost(error)) {
+          state.leaseLost = true; // another Brain schedules now: it places the rest
+          return;
+        }
         // One of them lost a race (capacity or ports taken meanwhile, or the
         // instance changed): the chunk was rolled back, so write its
         // placements one by one and let only the losers wait for next round.
@@ -136,8 +169,8 @@ export class SchedulingRound {
           } catch (single) {
             if (!OrchestratorError.hasCode(single, "CONFLICT")) throw single;
             if (isLeaseLost(single)) {
-              leaseLost = true;
-              break;
+              state.leaseLost = true;
+              return;
             }
             this.log.debug(
               { instanceId: placement.instance.id, err: single },
@@ -147,11 +180,6 @@ export class SchedulingRound {
         }
       }
     }
-    for (const event of events) this.live.events.publish({ kind: "instance", ...event });
-    for (const nodeId of wake) this.signals.wake(nodeId);
-    for (const event of events) await this.explanations.clear(event.instanceId);
-    this.latency?.observe({}, (performance.now() - started) / 1000);
-    return events.length;
   }
 
   /**
