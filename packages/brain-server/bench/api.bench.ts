@@ -9,7 +9,10 @@
  *   fastify route doing one INSERT on the same database (same file / same
  *   MariaDB database), the ceiling. After each window the bench waits for the
  *   scheduler and reads from the event log how long each instance waited
- *   between REQUESTED and SCHEDULED.
+ *   between REQUESTED and SCHEDULED. `extra` also has the Brain's CPU per
+ *   creation against the bare route's per insert (`cpuCostVsBare`: what the
+ *   ratio would be with a free core each) and both load generators' CPU (near
+ *   100 %, the client was the limit, not the server).
  * - `api.sync.10k-nodes`: 10,000 joined nodes each syncing every 5 s (an open
  *   load of 2,000 syncs/s, heartbeats with an empty inventory); p99 ms, with
  *   the Brain process's CPU % while serving them (quick: 200 nodes, 40/s).
