@@ -245,7 +245,12 @@ export class SqlEventRepository implements EventRepository {
       );
       return row?.value ? num(row.value) : 0;
     }
-    // The counter only moves in committing transactions: its committed value is the last seq.
+    // The counter only moves in committing transactions: its committed value is the last seq
+    // (in a transaction that appended, the last one it handed out).
+    const held = this.#scope.inTransaction
+      ? (this.#scope.memo.get(`sequence:${EVENTS_SEQUENCE}`) as HeldSequence | undefined)
+      : undefined;
+    if (held) return held.value;
     const row = await this.#read((db) =>
       db
         .selectFrom("orch_sequences")

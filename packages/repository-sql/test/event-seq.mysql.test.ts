@@ -35,6 +35,8 @@ describe.skipIf(mysqlSkipReason !== null)(
       const appended = await repositories.transaction(async (tx) => {
         const seqs: number[] = [];
         for (let i = 0; i < 5; i += 1) seqs.push((await tx.events.append(event(`i${i}`, i))).seq);
+        // Inside, the last seq is the last one this transaction handed out.
+        expect(await tx.events.lastSeq()).toBe(seqs.at(-1));
         return seqs;
       });
       expect(appended).toEqual([1, 2, 3, 4, 5].map((n) => before + n));
