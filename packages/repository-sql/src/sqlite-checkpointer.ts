@@ -20,19 +20,24 @@ const Database = require(workerData.driver);
 const db = new Database(workerData.filename, { timeout: 0 });
 let closed = false;
 let timer = null;
+let last = { log: 0, checkpointed: 0 };
 function round() {
   timer = null;
   if (closed) return;
-  let copied = 0;
+  let progressed = false;
   try {
-    // [busy, frames in the WAL, frames checkpointed]
+    // { busy, log: frames in the WAL, checkpointed: frames of them copied so far }
     const [row] = db.pragma("wal_checkpoint(PASSIVE)");
-    copied = row ? row.checkpointed : 0;
-    if (row && row.checkpointed < row.log) copied = Math.max(copied, 1);
+    if (row) {
+      // Another round at once only while this one copied something new: a WAL
+      // all copied (or held back by a reader) is looked at again after a pause.
+      progressed = row.log !== last.log || row.checkpointed !== last.checkpointed;
+      last = { log: row.log, checkpointed: row.checkpointed };
+    }
   } catch {
     // The database is busy or going away: the next round tries again.
   }
-  timer = setTimeout(round, copied > 0 ? 0 : workerData.idleMs);
+  timer = setTimeout(round, progressed ? 1 : workerData.idleMs);
 }
 parentPort.on("message", (message) => {
   if (message !== "close") return;

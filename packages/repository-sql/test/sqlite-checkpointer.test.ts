@@ -59,6 +59,27 @@ describe("SqliteCheckpointer", () => {
     expect(checkpointer.running).toBe(false);
   });
 
+  it("rests while the WAL holds nothing new (no busy loop on an idle database)", async () => {
+    const { db, filename } = await walDatabase();
+    const insert = db.prepare("insert into t (payload) values (?)");
+    for (let i = 0; i < 100; i += 1) insert.run("y".repeat(2000));
+    const checkpointer = new SqliteCheckpointer({ filename, startAfterPages: 1, idleMs: 50 });
+    try {
+      checkpointer.start();
+      const copiedSize = 100 * 2000;
+      await until(() => statSync(filename).size > copiedSize);
+      // All copied, and nobody writes (so the WAL is never reset): the worker
+      // must now sleep between looks, not call the checkpoint back to back.
+      const before = process.cpuUsage();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const used = process.cpuUsage(before);
+      expect((used.user + used.system) / 1000).toBeLessThan(30);
+    } finally {
+      await checkpointer.close();
+      db.close();
+    }
+  });
+
   it("never starts after close", async () => {
     const { db, filename } = await walDatabase();
     const checkpointer = new SqliteCheckpointer({ filename, startAfterPages: 0 });
