@@ -185,6 +185,9 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
   /** Refused as a duplicate: the last refusal was logged (later ones are quieter). */
   let refused = false;
   let sessionId = newSessionId();
+  /** Syncs are numbered; `received` is the last one answered (see `SyncRequest.syncNumber`). */
+  let syncNumber = 0;
+  let received = 0;
   /** Loads the state dir (journal, ledger, instance records) into a fresh manager. */
   let openState: () => Promise<void> = async () => undefined;
   let describeNode = true;
@@ -268,6 +271,8 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
           }
         : {}),
       agentSessionId: sessionId,
+      syncNumber: ++syncNumber,
+      received,
       inventory: manager!.inventory(),
       reports,
       commandResults: sentResults,
@@ -290,6 +295,7 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
     if (request.wait) parked = controller;
     try {
       const response = await client.sync(request, controller.signal);
+      received = request.syncNumber ?? received;
       await journal!.acknowledge(response.acknowledgedReports);
       results.splice(0, sentResults.length);
       accept(response, dispatch);
@@ -360,9 +366,12 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
       // writing the state dir, and the inventory sent must be the current one.
       await openState();
       try {
+        const number = ++syncNumber;
         const response = await client.sync(
           {
             agentSessionId: sessionId,
+            syncNumber: number,
+            received,
             inventory: manager!.inventory(),
             reports: [],
             commandResults: [],
@@ -372,6 +381,7 @@ export function createAgent(config: AgentConfig, overrides: AgentOverrides = {})
           },
           AbortSignal.timeout(5_000),
         );
+        received = number;
         const deferred: AgentCommand[] = [];
         accept(response, (command) => deferred.push(command));
         // The node description still goes with the first real sync.

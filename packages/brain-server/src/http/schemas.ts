@@ -246,6 +246,8 @@ export const SyncBody = Type.Object(
       Type.String({ minLength: 8, maxLength: 64, pattern: "^[A-Za-z0-9_-]+$" }),
     ),
     releaseSession: Type.Optional(Type.Boolean()),
+    syncNumber: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
+    received: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
     stats: Type.Optional(
       Type.Array(
         Type.Object(

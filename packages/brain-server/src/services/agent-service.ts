@@ -33,6 +33,7 @@ import type { BrainConfig } from "../config/brain-config.js";
 import type { LivenessMonitor } from "../liveness/liveness-monitor.js";
 import type { Counter } from "../metrics/metrics-registry.js";
 import { AgentSessions, agentSessionWindowMs } from "./agent-sessions.js";
+import { AgentSyncOrder } from "./agent-sync-order.js";
 import { InstanceStats } from "./instance-stats.js";
 import type { LiveEvents } from "./live-events.js";
 import { NodeRuntimeStatus } from "./node-runtime-status.js";
@@ -83,6 +84,8 @@ export class AgentService {
   readonly stats: InstanceStats;
   readonly sessions: AgentSessions;
   readonly runtimeStatus: NodeRuntimeStatus;
+  /** Abandoned syncs read late, answers that never arrived (see `AgentSyncOrder`). */
+  readonly syncOrder = new AgentSyncOrder();
   /** `${nodeId} ${sessionId}` → monotonic ms of the last alert about it. */
   private readonly conflictAlerts = new Map<string, number>();
 
@@ -208,9 +211,26 @@ export class AgentService {
     request: SyncRequest,
     signal?: AbortSignal,
   ): Promise<SyncResponse> {
+    const nodeId = authenticated.id;
+    const { agentSessionId: sessionId, syncNumber } = request;
+    const ordered = sessionId !== undefined && syncNumber !== undefined;
+    // Abandoned by the agent and read after a newer sync (a stalled Brain): stale, do nothing.
+    if (ordered && !this.syncOrder.begin(nodeId, sessionId, syncNumber))
+      return this.response(0, [], new Set());
+    /** Answers the sync with `resend` (answered before, never received) and what it claimed. */
+    const answer = (
+      acknowledged: number,
+      claimed: AgentCommand[],
+      onNode: ReadonlySet<string>,
+      resend: AgentCommand[],
+    ) => {
+      if (!ordered) return this.response(acknowledged, claimed, onNode);
+      const commands = [...resend.filter((r) => !claimed.some((c) => c.id === r.id)), ...claimed];
+      this.syncOrder.gave(nodeId, sessionId, syncNumber, commands);
+      return this.response(acknowledged, commands, onNode);
+    };
     const effects: Effects = { events: [], nodeEvents: [] };
     let node = authenticated;
-    const nodeId = node.id;
     this.liveness.seen(nodeId);
     if (node.status === "OFFLINE") node = await this.comeBack(node, effects);
     if (request.node) node = await this.updateDescription(node, request);
@@ -243,14 +263,23 @@ export class AgentService {
     this.publish(effects);
 
     let commands = await this.claim(node);
+    const resend = ordered
+      ? this.syncOrder.missed(nodeId, sessionId, request.received ?? 0, syncNumber)
+      : [];
     const reportedSomething = request.reports.length > 0 || request.commandResults.length > 0;
-    if (commands.length === 0 && request.wait && !reportedSomething && this.config.syncWaitMs > 0) {
+    if (
+      commands.length === 0 &&
+      resend.length === 0 &&
+      request.wait &&
+      !reportedSomething &&
+      this.config.syncWaitMs > 0
+    ) {
       const woken = await this.signals.wait(nodeId, this.config.syncWaitMs, signal);
-      if (signal?.aborted) return this.response(acknowledged, [], onNode);
+      if (signal?.aborted) return answer(acknowledged, [], onNode, resend);
       this.liveness.seen(nodeId);
       if (woken) commands = await this.claim(node);
     }
-    return this.response(acknowledged, commands, onNode);
+    return answer(acknowledged, commands, onNode, resend);
   }
 
   private response(

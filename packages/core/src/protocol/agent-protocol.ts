@@ -116,6 +116,18 @@ export interface SyncRequest {
   agentSessionId?: string;
   /** The agent is shutting down: the Brain may hand the node to a new session at once. */
   releaseSession?: boolean;
+  /**
+   * This sync's number within the agent session (1, 2, ...). An agent hangs up
+   * a parked sync when it has news, and a Brain that stalled (paused, overloaded)
+   * may still read that abandoned request later — even after the newer one. With
+   * the numbers the Brain does nothing for a sync older than one it already took
+   * up (its inventory is stale), and hands out again the commands of answers
+   * the agent never received (see `received`) instead of waiting for their
+   * redelivery. Optional for agents older than these fields.
+   */
+  syncNumber?: number;
+  /** The `syncNumber` of the last sync whose answer the agent received (0: none yet). */
+  received?: number;
   inventory: InventoryItem[];
   reports: SyncReport[];
   commandResults: CommandResultReport[];
