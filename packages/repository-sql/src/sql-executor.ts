@@ -181,6 +181,11 @@ export class SqlScope {
     queued.rows.push(row);
   }
 
+  /** The rows queued by `defer` under `key` and not written yet. */
+  deferred<R>(key: string): readonly R[] {
+    return (this.#deferred.get(key)?.rows ?? []) as R[];
+  }
+
   /** Writes the rows queued by `defer` (of one key, or all) now, say before reading them back. */
   async flushDeferred(key?: string): Promise<void> {
     for (const [name, queued] of this.#deferred) {

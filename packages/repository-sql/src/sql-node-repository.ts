@@ -93,26 +93,104 @@ const INSERT_PORTS = new PreparedQuery<Record<string, string | number>, never>((
     })),
   ),
 );
-// Undoes RESERVE when what follows it is refused.
-const UNRESERVE = new PreparedQuery<
-  { id: string; memoryMb: number; cpuM: number; diskMb: number },
-  never
->((db, args) =>
-  db
-    .updateTable("orch_nodes")
-    .set((eb) => ({
-      allocated_memory_mb: eb("allocated_memory_mb", "-", args.memoryMb),
-      allocated_cpu_m: eb("allocated_cpu_m", "-", args.cpuM),
-      allocated_disk_mb: eb("allocated_disk_mb", "-", args.diskMb),
-    }))
-    .where("id", "=", args.id),
-);
 const DELETE_RESERVATION = new PreparedQuery<{ instance_id: string }, never>((db, args) =>
   db.deleteFrom("orch_node_reservations").where("instance_id", "=", args.instance_id),
 );
 const TOUCH = new PreparedQuery<{ id: string; at: number }, never>((db, args) =>
   db.updateTable("orch_nodes").set({ last_seen_at: args.at }).where("id", "=", args.id),
 );
+
+/** Reservations of the current transaction not yet added to their node's row. */
+const NODE_ALLOCATIONS = "orch_nodes.allocated";
+
+interface PendingAllocation {
+  nodeId: string;
+  memoryMb: number;
+  cpuM: number;
+  diskMb: number;
+}
+
+/** The node's row as this transaction last read it (read once, until the allocations are written). */
+async function nodeRow(scope: SqlScope, nodeId: string): Promise<NodeRow | null> {
+  const key = `node-row:${nodeId}`;
+  if (scope.memo.has(key)) return scope.memo.get(key) as NodeRow | null;
+  const row =
+    (await scope.read((db) =>
+      db.selectFrom("orch_nodes").selectAll().where("id", "=", nodeId).executeTakeFirst(),
+    )) ?? null;
+  scope.memo.set(key, row);
+  return row;
+}
+
+/** What this transaction reserved on a node and has not written yet. */
+function pendingOn(scope: SqlScope, nodeId: string): Omit<PendingAllocation, "nodeId"> {
+  const sum = { memoryMb: 0, cpuM: 0, diskMb: 0 };
+  for (const pending of scope.deferred<PendingAllocation>(NODE_ALLOCATIONS)) {
+    if (pending.nodeId !== nodeId) continue;
+    sum.memoryMb += pending.memoryMb;
+    sum.cpuM += pending.cpuM;
+    sum.diskMb += pending.diskMb;
+  }
+  return sum;
+}
+
+/** Why a node cannot take a reservation: its status, or what is left of its capacity. */
+function refusal(
+  row: NodeRow,
+  resources: Resources,
+  pending: Omit<PendingAllocation, "nodeId"> = { memoryMb: 0, cpuM: 0, diskMb: 0 },
+): ConflictError {
+  if (row.status !== "ONLINE") {
+    return new ConflictError(`node '${row.id}' is ${row.status}: nothing can be placed on it`, {
+      details: { reason: "status", nodeId: row.id, status: row.status },
+    });
+  }
+  const free = {
+    memoryMb: num(row.limit_memory_mb) - num(row.allocated_memory_mb) - pending.memoryMb,
+    cpu: (num(row.limit_cpu_m) - num(row.allocated_cpu_m) - pending.cpuM) / 1000,
+    diskMb: num(row.limit_disk_mb) - num(row.allocated_disk_mb) - pending.diskMb,
+  };
+  return new ConflictError(`node '${row.id}' lacks capacity`, {
+    details: { reason: "capacity", nodeId: row.id, requested: resources, free },
+  });
+}
+
+/**
+ * Adds a transaction's reservations to their nodes' rows: one conditional
+ * UPDATE per node (in id order, so two transactions lock nodes in the same
+ * order). A node that no longer has room (taken by a concurrent transaction
+ * since it was read) fails the transaction with CONFLICT.
+ */
+async function writeAllocations(scope: SqlScope, rows: PendingAllocation[]): Promise<void> {
+  const byNode = new Map<string, PendingAllocation>();
+  for (const row of rows) {
+    const sum = byNode.get(row.nodeId) ?? { nodeId: row.nodeId, memoryMb: 0, cpuM: 0, diskMb: 0 };
+    sum.memoryMb += row.memoryMb;
+    sum.cpuM += row.cpuM;
+    sum.diskMb += row.diskMb;
+    byNode.set(row.nodeId, sum);
+  }
+  for (const nodeId of [...byNode.keys()].sort()) {
+    const sum = byNode.get(nodeId)!;
+    scope.memo.delete(`node-row:${nodeId}`);
+    const result = await scope.write((db) =>
+      RESERVE.execute(db, {
+        id: nodeId,
+        memoryMb: sum.memoryMb,
+        cpuM: sum.cpuM,
+        diskMb: sum.diskMb,
+      }),
+    );
+    if (affected(result) > 0) continue;
+    const row = await nodeRow(scope, nodeId);
+    if (!row) throw new NotFoundError("node", nodeId);
+    throw refusal(row, {
+      memoryMb: sum.memoryMb,
+      cpu: sum.cpuM / 1000,
+      diskMb: sum.diskMb,
+    });
+  }
+}
 
 /** Ids per statement of `touchMany`. */
 const TOUCH_CHUNK = 500;
@@ -228,7 +306,20 @@ export class SqlNodeRepository implements NodeRepository {
     this.#scope = scope;
   }
 
+  /**
+   * Before anything but `reserve` in a transaction: this transaction's
+   * reservations are written to their nodes' rows (so reads see them), and
+   * node rows read for `reserve` are read again next time (this may change them).
+   */
+  async #settle(): Promise<void> {
+    if (!this.#scope.inTransaction) return;
+    await this.#scope.flushDeferred(NODE_ALLOCATIONS);
+    for (const key of [...this.#scope.memo.keys()])
+      if (key.startsWith("node-row:")) this.#scope.memo.delete(key);
+  }
+
   async list(filter: { status?: NodeStatus | readonly NodeStatus[] } = {}): Promise<Node[]> {
+    await this.#settle();
     const statuses =
       filter.status === undefined
         ? undefined
@@ -245,6 +336,7 @@ export class SqlNodeRepository implements NodeRepository {
   }
 
   async get(id: string): Promise<Node | null> {
+    await this.#settle();
     const row = await this.#scope.read((db) =>
       db.selectFrom("orch_nodes").select(NODE_COLUMNS).where("id", "=", id).executeTakeFirst(),
     );
@@ -252,6 +344,7 @@ export class SqlNodeRepository implements NodeRepository {
   }
 
   async countByStatus(): Promise<Partial<Record<NodeStatus, number>>> {
+    await this.#settle();
     const rows = await this.#scope.read((db) =>
       db
         .selectFrom("orch_nodes")
@@ -263,6 +356,7 @@ export class SqlNodeRepository implements NodeRepository {
   }
 
   async create(node: NewNode, credentialHash: string, at: Date): Promise<Node> {
+    await this.#settle();
     const id = checkString("id", node.id, MAX_ID);
     const checked: CheckedCapacity = {
       capacity: checkResources("capacity", node.capacity),
@@ -309,6 +403,7 @@ export class SqlNodeRepository implements NodeRepository {
   }
 
   async findByCredentialHash(credentialHash: string): Promise<Node | null> {
+    await this.#settle();
     const hash = checkString("credentialHash", credentialHash, MAX_HASH);
     const row = await this.#scope.read((db) =>
       db
@@ -321,6 +416,7 @@ export class SqlNodeRepository implements NodeRepository {
   }
 
   async setCredentialHash(id: string, credentialHash: string): Promise<void> {
+    await this.#settle();
     const hash = checkString("credentialHash", credentialHash, MAX_HASH);
     const result = await this.#scope.write((db) =>
       db
@@ -337,6 +433,7 @@ export class SqlNodeRepository implements NodeRepository {
     status: NodeStatus,
     options: { drainRequested?: boolean; lastSeenAt?: Date } = {},
   ): Promise<Node> {
+    await this.#settle();
     const changes: Partial<NodeRow> = { status: checkOneOf("status", status, NODE_STATUSES) };
     if (options.drainRequested !== undefined) {
       changes.drain_requested = options.drainRequested ? 1 : 0;
@@ -352,6 +449,7 @@ export class SqlNodeRepository implements NodeRepository {
   }
 
   async updateInventory(id: string, changes: NodeChanges): Promise<Node> {
+    await this.#settle();
     return this.#scope.atomic(async (scope) => {
       const row = await scope.read((db) =>
         forUpdate(
@@ -432,12 +530,14 @@ export class SqlNodeRepository implements NodeRepository {
   }
 
   async touch(id: string, at: Date): Promise<void> {
+    await this.#settle();
     const lastSeen = checkDate("at", at);
     const result = await this.#scope.write((db) => TOUCH.execute(db, { id, at: lastSeen }));
     if (affected(result) === 0) throw new NotFoundError("node", id);
   }
 
   async touchMany(ids: readonly string[], at: Date): Promise<number> {
+    await this.#settle();
     const lastSeen = checkDate("at", at);
     let updated = 0;
     // Bounded IN lists; each chunk is one idempotent statement (no transaction needed).
@@ -468,16 +568,33 @@ export class SqlNodeRepository implements NodeRepository {
     const need = checkResources("resources", resources);
     const wanted = checkPorts("ports", ports);
     const createdAt = checkDate("at", at);
-    const reserved = { id: nodeId, memoryMb: need.memoryMb, cpuM: need.cpuM, diskMb: need.diskMb };
-    // A refusal inside a caller's transaction leaves nothing behind: what was
-    // written before it is undone by hand (a savepoint would cost two more
-    // round trips on every placement, not only on the rare refusal). Only a
-    // refused statement is undone so: it failed alone, the transaction is intact.
+    const reserved: PendingAllocation = {
+      nodeId,
+      memoryMb: need.memoryMb,
+      cpuM: need.cpuM,
+      diskMb: need.diskMb,
+    };
+    // The node's allocation is checked here, against its row plus what this
+    // transaction already reserved on it, and written once per node just
+    // before the commit by a conditional UPDATE (see writeAllocations): one
+    // round trip per node and transaction instead of one per placement, and
+    // the node's row lock is only taken at the end, so transactions placing
+    // on one node overlap. The conditional UPDATE stays the authority: a
+    // concurrent transaction that took the capacity meanwhile makes the
+    // commit fail with CONFLICT, never an over-allocation.
     return this.#scope.atomic(async (scope) => {
-      // The serialisation point: the node's row lock is held to the end of the
-      // transaction, and the condition is evaluated on the latest committed row.
-      const result = await scope.write((db) => RESERVE.execute(db, reserved));
-      if (affected(result) === 0) throw await this.#reserveRefusal(scope, nodeId, resources);
+      const row = await nodeRow(scope, nodeId);
+      if (!row) throw new NotFoundError("node", nodeId);
+      const pending = pendingOn(scope, nodeId);
+      if (
+        row.status !== "ONLINE" ||
+        num(row.allocated_memory_mb) + pending.memoryMb + need.memoryMb >
+          num(row.limit_memory_mb) ||
+        num(row.allocated_cpu_m) + pending.cpuM + need.cpuM > num(row.limit_cpu_m) ||
+        num(row.allocated_disk_mb) + pending.diskMb + need.diskMb > num(row.limit_disk_mb)
+      ) {
+        throw refusal(row, resources, pending);
+      }
       try {
         await scope.write((db) =>
           INSERT_RESERVATION.execute(db, {
@@ -492,7 +609,6 @@ export class SqlNodeRepository implements NodeRepository {
         );
       } catch (error) {
         if (!isDuplicate(error)) throw error;
-        await scope.write((db) => UNRESERVE.execute(db, reserved));
         throw new ConflictError(`instance '${instanceId}' already holds a reservation`, {
           cause: error,
           details: { reason: "reserved", instanceId },
@@ -509,8 +625,8 @@ export class SqlNodeRepository implements NodeRepository {
           await scope.write((db) => INSERT_PORTS.execute(db, values, String(wanted.length)));
         } catch (error) {
           if (!isDuplicate(error)) throw error;
+          // The refused reservation leaves nothing behind in the caller's transaction.
           await scope.write((db) => DELETE_RESERVATION.execute(db, { instance_id: instanceId }));
-          await scope.write((db) => UNRESERVE.execute(db, reserved));
           const taken = await scope.read((db) =>
             db
               .selectFrom("orch_port_allocations")
@@ -527,6 +643,7 @@ export class SqlNodeRepository implements NodeRepository {
           });
         }
       }
+      scope.defer(NODE_ALLOCATIONS, reserved, writeAllocations);
       return {
         nodeId,
         instanceId,
@@ -537,28 +654,8 @@ export class SqlNodeRepository implements NodeRepository {
     });
   }
 
-  /** Why a reservation's conditional update matched nothing: unknown node, status, or capacity. */
-  async #reserveRefusal(scope: SqlScope, nodeId: string, resources: Resources): Promise<Error> {
-    const row = await scope.read((db) =>
-      db.selectFrom("orch_nodes").select(NODE_COLUMNS).where("id", "=", nodeId).executeTakeFirst(),
-    );
-    if (!row) return new NotFoundError("node", nodeId);
-    if (row.status !== "ONLINE") {
-      return new ConflictError(`node '${nodeId}' is ${row.status}: nothing can be placed on it`, {
-        details: { reason: "status", nodeId, status: row.status },
-      });
-    }
-    const free = {
-      memoryMb: num(row.limit_memory_mb) - num(row.allocated_memory_mb),
-      cpu: (num(row.limit_cpu_m) - num(row.allocated_cpu_m)) / 1000,
-      diskMb: num(row.limit_disk_mb) - num(row.allocated_disk_mb),
-    };
-    return new ConflictError(`node '${nodeId}' lacks capacity`, {
-      details: { reason: "capacity", nodeId, requested: resources, free },
-    });
-  }
-
   async release(instanceId: string): Promise<NodeReservation | null> {
+    await this.#settle();
     return this.#scope.atomic(async (scope) => {
       const row = await scope.read((db) =>
         forUpdate(
@@ -597,6 +694,7 @@ export class SqlNodeRepository implements NodeRepository {
   }
 
   async getReservation(instanceId: string): Promise<NodeReservation | null> {
+    await this.#settle();
     const row = await this.#scope.read((db) =>
       db
         .selectFrom("orch_node_reservations")
@@ -608,6 +706,7 @@ export class SqlNodeRepository implements NodeRepository {
   }
 
   async listPortAllocations(filter: { nodeId?: string } = {}): Promise<PortAllocation[]> {
+    await this.#settle();
     const rows = await this.#scope.read((db) => {
       let query = db
         .selectFrom("orch_port_allocations")
@@ -625,6 +724,7 @@ export class SqlNodeRepository implements NodeRepository {
   }
 
   async delete(id: string): Promise<void> {
+    await this.#settle();
     await this.#scope.atomic(async (scope) => {
       const row = await scope.read((db) =>
         forUpdate(

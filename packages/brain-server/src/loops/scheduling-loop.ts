@@ -113,19 +113,15 @@ export class SchedulingRound {
     };
     // Placements are written CHUNK to a transaction: one commit (and, on MySQL,
     // one turn of the event-seq row lock) for many instances instead of one
-    // each, which is what lets the loop keep up with the API. Placements on
-    // different nodes lock different rows, so up to LANES transactions are
-    // written side by side (MySQL waits on round trips, not on a core; on
-    // SQLite they simply take turns).
+    // each, which is what lets the loop keep up with the API. Up to LANES
+    // transactions are written side by side (consecutive runs): they touch
+    // different instance rows and meet only at their ends, where each adds its
+    // reservations to the nodes' rows and appends its events (MySQL waits on
+    // round trips, not on a core; on SQLite they simply take turns).
     const lanes: Placement[][] = [];
-    const laneOf = new Map<string, number>();
-    for (const placement of placements) {
-      let lane = laneOf.get(placement.nodeId);
-      if (lane === undefined) {
-        lane = laneOf.size % LANES;
-        laneOf.set(placement.nodeId, lane);
-      }
-      (lanes[lane] ??= []).push(placement);
+    const perLane = Math.max(CHUNK, Math.ceil(placements.length / LANES));
+    for (let start = 0; start < placements.length; start += perLane) {
+      lanes.push(placements.slice(start, start + perLane));
     }
     const state = { leaseLost: false };
     await Promise.all(lanes.map((lane) => this.writeLane(lane, fence, state, done)));
