@@ -215,7 +215,7 @@ export class AgentService {
     const { agentSessionId: sessionId, syncNumber } = request;
     const ordered = sessionId !== undefined && syncNumber !== undefined;
     // Abandoned by the agent and read after a newer sync (a stalled Brain): stale, do nothing.
-    if (ordered && !this.syncOrder.begin(nodeId, sessionId, syncNumber))
+    if (ordered && !this.syncOrder.begin(nodeId, sessionId, syncNumber, request.received ?? 0))
       return this.response(0, [], new Set());
     /** Answers the sync with `resend` (answered before, never received) and what it claimed. */
     const answer = (

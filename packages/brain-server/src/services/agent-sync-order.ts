@@ -35,11 +35,12 @@ export class AgentSyncOrder {
   /**
    * Takes up sync `syncNumber` of the session: false when a newer (or the
    * same) one was taken up already — this one was abandoned by the agent.
+   * `received` 0 (no answer yet) is a new agent process — a restarted agent
+   * may continue its predecessor's session — whose numbering starts again.
    */
-  begin(nodeId: string, sessionId: string, syncNumber: number): boolean {
+  begin(nodeId: string, sessionId: string, syncNumber: number, received: number): boolean {
     let order = this.nodes.get(nodeId);
-    if (!order || order.sessionId !== sessionId) {
-      // A new agent process: numbering starts again.
+    if (!order || order.sessionId !== sessionId || received === 0) {
       order = { sessionId, newest: 0, given: new Map() };
       this.nodes.set(nodeId, order);
     }

@@ -126,7 +126,11 @@ export interface SyncRequest {
    * redelivery. Optional for agents older than these fields.
    */
   syncNumber?: number;
-  /** The `syncNumber` of the last sync whose answer the agent received (0: none yet). */
+  /**
+   * The `syncNumber` of the last sync whose answer the agent received; 0 (none
+   * yet) tells the Brain a new agent process numbers from 1 again, even in a
+   * session continued from its predecessor.
+   */
   received?: number;
   inventory: InventoryItem[];
   reports: SyncReport[];
