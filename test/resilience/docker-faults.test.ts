@@ -220,5 +220,38 @@ describe.skipIf(skip !== null)(
       expect((await platform.instance(running)).state).toBe("RUNNING");
       await invariants();
     });
+
+    it("agent (re)started while the engine is stopped → it starts and stays up, fails no instance, shows the runtime unavailable; engine back → the running container is re-attached (same one) and commands work", async () => {
+      const id = await platform.createInstance("df-quick", "restart-while-down");
+      await platform.waitForState(id, "RUNNING");
+      const identity = await agent.serverIdentity(id);
+      await agent.stop();
+      await proxy.stop();
+      try {
+        await agent.start(); // used to exit: the runtime's first call failed during recovery
+        await waitFor(
+          "the node to show its Docker runtime unavailable",
+          async () => (await node()).unavailableRuntimes.some((r) => r.kind === "docker"),
+          { timeoutMs: 15_000, context: () => platform.diagnostics() },
+        );
+        expect((await node()).status).toBe("ONLINE");
+        expect((await platform.instance(id)).state).toBe("RUNNING"); // not failed for the outage
+        expect(agent.process!.exited).toBe(false);
+      } finally {
+        await proxy.start();
+      }
+      await waitFor(
+        "the node to show its Docker runtime available again",
+        async () => (await node()).unavailableRuntimes.length === 0,
+        { timeoutMs: 15_000 },
+      );
+      expect(await agent.serverIdentity(id)).toBe(identity);
+      expect((await platform.api("POST", `/instances/${id}/stop`)).status).toBe(202);
+      await platform.waitForState(id, "STOPPED");
+      const states = (await platform.events(id)).map((e) => e.to);
+      expect(states).not.toContain("FAILED");
+      expect(states.filter((s) => s === "STARTING")).toHaveLength(1);
+      await invariants();
+    });
   },
 );

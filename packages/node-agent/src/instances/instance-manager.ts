@@ -34,6 +34,11 @@ import type { InstanceRecord, InstanceRecords } from "../state/instance-records.
 import type { ReportJournal } from "../state/report-journal.js";
 import { LABELS, prepareInstance } from "./prepare-instance.js";
 
+/** States in which the runtime must have the instance (missing: it was lost). */
+const ACTIVE: readonly InstanceState[] = ["STARTING", "RUNNING", "STOPPING", "PREPARED"];
+/** How often an unavailable runtime is tried again for recovery. */
+const RECOVERY_RETRY_MS = 2_000;
+
 /** Ids become folder names: nothing but these characters. */
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 
@@ -64,6 +69,12 @@ export class InstanceManager {
   /** Runtime instances of ours that the agent has no record of (reported; the Brain decides). */
   private readonly strays = new Map<string, InventoryItem>();
   private readonly unsubscribers: (() => void)[] = [];
+  /** Runtimes whose instances are not recovered yet (unavailable at start). */
+  private readonly unrecovered = new Set<RuntimeKind>();
+  private readonly recovering = new Map<RuntimeKind, Promise<boolean>>();
+  /** Runtimes whose exits are watched. */
+  private readonly watching = new Set<RuntimeKind>();
+  private recoveryTimer: NodeJS.Timeout | null = null;
   private stopping = false;
 
   constructor(private readonly options: InstanceManagerOptions) {}
@@ -72,54 +83,16 @@ export class InstanceManager {
     return join(this.options.instancesDir, instanceId);
   }
 
-  /** Finds every instance again after a (re)start and re-attaches exit watching. */
+  /**
+   * Finds every instance again after a (re)start and re-attaches exit watching.
+   * A runtime that is unavailable (a stopped Docker engine) does not stop the
+   * agent: its instances are left as recorded (never failed for it), it is
+   * recovered as soon as it answers again (retried in the background and
+   * before each command that needs it), and its commands fail meanwhile with
+   * a retryable error.
+   */
   async recover(): Promise<void> {
     await this.removeMergeLeftovers();
-    for (const runtime of this.options.runtimes.values()) {
-      this.unsubscribers.push(await runtime.onExit((exit) => this.onExit(runtime, exit)));
-    }
-    const seen = new Set<string>();
-    for (const [kind, runtime] of this.options.runtimes) {
-      for (const info of await runtime.list({ [LABELS.node]: this.options.nodeId })) {
-        seen.add(info.instanceId);
-        const record = this.options.records.get(info.instanceId);
-        if (!record) {
-          this.strays.set(info.instanceId, {
-            instanceId: info.instanceId,
-            state:
-              info.status === "running"
-                ? "RUNNING"
-                : info.status === "created"
-                  ? "PREPARED"
-                  : "STOPPED",
-            seq: this.options.journal.lastSeq(info.instanceId),
-            epoch: Number(info.labels[LABELS.epoch] ?? 0),
-          });
-          continue;
-        }
-        if (record.runtime !== kind) continue;
-        if (info.status === "running" && record.state === "STARTING") {
-          // Killed mid-start: the server runs; finish the readiness check.
-          void this.serial(record.instanceId, () =>
-            this.awaitReady(runtime, record, info.startedAt ?? undefined),
-          );
-        } else if (info.status === "running" && record.state === "STOPPING") {
-          void this.serial(record.instanceId, () => this.stopRunning(runtime, record));
-        } else if (
-          info.status === "exited" &&
-          (record.state === "RUNNING" || record.state === "STARTING")
-        ) {
-          const exit = {
-            instanceId: info.instanceId,
-            exitCode: info.exitCode,
-            signal: info.signal,
-            requested: false,
-            at: info.finishedAt ?? this.options.clock.now(),
-          };
-          void this.serial(record.instanceId, () => this.afterCrash(runtime, record, exit));
-        }
-      }
-    }
     const interrupted = new Map(
       this.options.ledger.unfinished().map((command) => [command.instanceId, command]),
     );
@@ -132,8 +105,93 @@ export class InstanceManager {
           "a command was interrupted by the agent's restart; it resumes when the Brain delivers it again",
         );
       }
-      if (seen.has(record.instanceId)) continue;
-      if (["STARTING", "RUNNING", "STOPPING", "PREPARED"].includes(record.state)) {
+      if (!this.options.runtimes.has(record.runtime) && ACTIVE.includes(record.state)) {
+        // Its runtime is not configured on this node any more.
+        void this.serial(record.instanceId, () =>
+          this.report(record, "fail", "FAILED", `no ${record.runtime} runtime on this node`, {
+            failure: { kind: "crashed", message: `no ${record.runtime} runtime on this node` },
+          }),
+        );
+      }
+    }
+    for (const kind of this.options.runtimes.keys()) {
+      if (!(await this.recoverRuntime(kind))) this.unrecovered.add(kind);
+    }
+    if (this.unrecovered.size > 0) this.scheduleRecovery();
+  }
+
+  /** True once `kind` is recovered; false while it is unavailable. Other errors are thrown. */
+  private recoverRuntime(kind: RuntimeKind): Promise<boolean> {
+    let running = this.recovering.get(kind);
+    if (!running) {
+      running = this.recoverRuntimeOnce(kind).finally(() => this.recovering.delete(kind));
+      this.recovering.set(kind, running);
+    }
+    return running;
+  }
+
+  private async recoverRuntimeOnce(kind: RuntimeKind): Promise<boolean> {
+    const runtime = this.options.runtimes.get(kind)!;
+    let listed: Awaited<ReturnType<Runtime["list"]>>;
+    try {
+      if (!this.watching.has(kind)) {
+        this.unsubscribers.push(await runtime.onExit((exit) => this.onExit(runtime, exit)));
+        this.watching.add(kind);
+      }
+      listed = await runtime.list({ [LABELS.node]: this.options.nodeId });
+    } catch (error) {
+      if (!OrchestratorError.hasCode(error, "UNAVAILABLE")) throw error;
+      if (!this.unrecovered.has(kind)) {
+        this.options.log.error(
+          { runtime: kind, err: messageOf(error) },
+          "runtime unavailable: its instances are recovered when it answers again",
+        );
+      }
+      return false;
+    }
+    const seen = new Set<string>();
+    for (const info of listed) {
+      seen.add(info.instanceId);
+      const record = this.options.records.get(info.instanceId);
+      if (!record) {
+        this.strays.set(info.instanceId, {
+          instanceId: info.instanceId,
+          state:
+            info.status === "running"
+              ? "RUNNING"
+              : info.status === "created"
+                ? "PREPARED"
+                : "STOPPED",
+          seq: this.options.journal.lastSeq(info.instanceId),
+          epoch: Number(info.labels[LABELS.epoch] ?? 0),
+        });
+        continue;
+      }
+      if (record.runtime !== kind) continue;
+      if (info.status === "running" && record.state === "STARTING") {
+        // Killed mid-start: the server runs; finish the readiness check.
+        void this.serial(record.instanceId, () =>
+          this.awaitReady(runtime, record, info.startedAt ?? undefined),
+        );
+      } else if (info.status === "running" && record.state === "STOPPING") {
+        void this.serial(record.instanceId, () => this.stopRunning(runtime, record));
+      } else if (
+        info.status === "exited" &&
+        (record.state === "RUNNING" || record.state === "STARTING")
+      ) {
+        const exit = {
+          instanceId: info.instanceId,
+          exitCode: info.exitCode,
+          signal: info.signal,
+          requested: false,
+          at: info.finishedAt ?? this.options.clock.now(),
+        };
+        void this.serial(record.instanceId, () => this.afterCrash(runtime, record, exit));
+      }
+    }
+    for (const record of this.options.records.all()) {
+      if (record.runtime !== kind || seen.has(record.instanceId)) continue;
+      if (ACTIVE.includes(record.state)) {
         // The runtime lost it (host reboot, container removed by hand).
         void this.serial(record.instanceId, () =>
           this.report(record, "fail", "FAILED", "the runtime no longer has this instance", {
@@ -142,6 +200,24 @@ export class InstanceManager {
         );
       }
     }
+    if (this.unrecovered.delete(kind))
+      this.options.log.info({ runtime: kind }, "runtime available again: instances recovered");
+    return true;
+  }
+
+  /** Retries the recovery of unavailable runtimes in the background until each answers. */
+  private scheduleRecovery(): void {
+    if (this.recoveryTimer || this.stopping) return;
+    this.recoveryTimer = setTimeout(async () => {
+      this.recoveryTimer = null;
+      for (const kind of [...this.unrecovered]) {
+        await this.recoverRuntime(kind).catch((error: unknown) =>
+          this.options.log.error({ runtime: kind, err: messageOf(error) }, "recovery failed"),
+        );
+      }
+      if (this.unrecovered.size > 0) this.scheduleRecovery();
+    }, RECOVERY_RETRY_MS);
+    this.recoveryTimer.unref?.();
   }
 
   /**
@@ -189,6 +265,8 @@ export class InstanceManager {
 
   async close(): Promise<void> {
     this.stopping = true;
+    if (this.recoveryTimer) clearTimeout(this.recoveryTimer);
+    this.recoveryTimer = null;
     for (const unsubscribe of this.unsubscribers.splice(0)) unsubscribe();
     await Promise.allSettled([...this.queues.values()]);
   }
@@ -209,6 +287,17 @@ export class InstanceManager {
       return respond(admission.result);
     }
     this.options.ledger.observeEpoch(command.instanceId, command.epoch);
+    const kind =
+      command.type === "prepare"
+        ? (command.payload as PreparePayload).runtime
+        : this.options.records.get(command.instanceId)?.runtime;
+    if (kind !== undefined && this.unrecovered.has(kind) && !(await this.recoverRuntime(kind))) {
+      // Answered without running it (nothing begun): the user retries once the runtime is back.
+      return respond({
+        ok: false,
+        message: `the ${kind} runtime is unavailable (its instances are not recovered yet); retry when it is back`,
+      });
+    }
     await this.options.ledger.begin(command);
     const resumedAt = admission.resumed ? new Date(admission.resumed.begunAt) : undefined;
     const result = await this.serial(command.instanceId, () => this.run(command, resumedAt)).catch(
