@@ -124,11 +124,17 @@ export class SchedulingRound {
       lanes.push(placements.slice(start, start + perLane));
     }
     const state = { leaseLost: false };
-    await Promise.all(lanes.map((lane) => this.writeLane(lane, fence, state, done)));
+    // Every lane ends before the round does: what the others committed is
+    // announced even when one lane fails (its error then ends the round).
+    const outcomes = await Promise.allSettled(
+      lanes.map((lane) => this.writeLane(lane, fence, state, done)),
+    );
     for (const event of events) this.live.events.publish({ kind: "instance", ...event });
     for (const nodeId of wake) this.signals.wake(nodeId);
     for (const event of events) await this.explanations.clear(event.instanceId);
     this.latency?.observe({}, (performance.now() - started) / 1000);
+    const failed = outcomes.find((outcome) => outcome.status === "rejected");
+    if (failed) throw failed.reason;
     return events.length;
   }
 
