@@ -8,7 +8,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { createHarness, type Harness, helloTemplate, reportsToRunning } from "./brain-harness.js";
+import {
+  ADMIN_PASSWORD,
+  createHarness,
+  type Harness,
+  helloTemplate,
+  reportsToRunning,
+} from "./brain-harness.js";
 import { mysqlDatabase, mysqlSkipReason, type TestDatabase } from "./databases.js";
 import { openSse } from "./sse-client.js";
 
@@ -306,6 +312,42 @@ describe.each(databases)("two Brains on %s", (_name, makePair, available) => {
         } finally {
           await logs.close();
           await stats.close();
+        }
+      } finally {
+        await pair.close();
+      }
+    },
+  );
+
+  it.runIf(available)(
+    "ends a live stream on one replica within seconds when its token is revoked through another",
+    async () => {
+      const pair = await makePair();
+      try {
+        const login = await pair.a.request("POST", "/api/v1/auth/login", {
+          body: { username: "admin", password: ADMIN_PASSWORD },
+        });
+        const created = await pair.a.request("POST", "/api/v1/tokens", {
+          token: login.body.token,
+          body: { name: "watcher" },
+        });
+        expect(created.status).toBe(201);
+        await pair.b.brain.app.listen({ host: "127.0.0.1", port: 0 });
+        const { port } = pair.b.brain.app.server.address() as { port: number };
+        const stream = await openSse(`http://127.0.0.1:${port}/api/v1/events`, created.body.secret);
+        try {
+          expect(stream.status).toBe(200);
+          const started = Date.now();
+          const revoked = await pair.a.request("DELETE", `/api/v1/tokens/${created.body.token.id}`, {
+            token: login.body.token,
+          });
+          expect(revoked.status).toBeLessThan(300);
+          pair.b.clock.advance(2_000); // brain-b's token cache (1 s) runs on its (fake) clock
+          await Promise.race([stream.done, new Promise((resolve) => setTimeout(resolve, 6_000))]);
+          expect(stream.ended).toBe(true);
+          expect(Date.now() - started).toBeLessThan(5_000);
+        } finally {
+          await stream.close();
         }
       } finally {
         await pair.close();

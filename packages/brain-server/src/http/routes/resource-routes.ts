@@ -1,15 +1,15 @@
 /** /templates, /nodes, /instances and /audit. */
 import { assertTemplateName, type Repositories } from "@orchestrator/core";
-import type { FastifyPluginAsync } from "fastify";
+import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import type { EventFeed } from "../../events/event-feed.js";
 import { SseStream } from "../../events/sse-stream.js";
 import type { InstanceAction, InstanceService } from "../../services/instance-service.js";
 import type { InstanceStats } from "../../services/instance-stats.js";
 import type { LiveEvents, Revocation } from "../../services/live-events.js";
 import type { NodeService } from "../../services/node-service.js";
-import { actorOf } from "../../services/principal.js";
+import { actorOf, type ScopeArea } from "../../services/principal.js";
 import type { TemplateService } from "../../services/template-service.js";
-import { requireUser } from "../authentication.js";
+import { recheckCredential, requireUser } from "../authentication.js";
 import {
   AuditQuery,
   CreateInstanceBody,
@@ -35,6 +35,26 @@ export interface ResourceRoutesOptions {
 
 export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = async (app, options) => {
   const { templates, nodes, instances, repositories, live, feed, stats } = options;
+
+  /**
+   * Ends a live stream when its caller's access ends: at once for revocations
+   * announced in this process, within seconds for any other.
+   */
+  const closeWhenAccessEnds = (
+    request: FastifyRequest,
+    principal: ReturnType<typeof requireUser>,
+    stream: SseStream,
+    area: ScopeArea,
+  ) => {
+    const endOnRevoke = live.revocations.subscribe((revocation) => {
+      if (revokes(revocation, principal)) stream.close();
+    });
+    const stopRecheck = recheckCredential(request, "viewer", area, () => stream.close());
+    stream.onClose(() => {
+      endOnRevoke();
+      stopRecheck();
+    });
+  };
 
   // --- templates ---------------------------------------------------------------
   app.get("/templates", { schema: { tags: ["templates"] } }, async (request) => {
@@ -233,13 +253,10 @@ export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = async (
       const unsubscribe = live.logs.subscribe((line) => {
         if (line.instanceId === instance.id) stream.send("log", line);
       });
-      const endOnRevoke = live.revocations.subscribe((revocation) => {
-        if (revokes(revocation, principal)) stream.close();
-      });
+      closeWhenAccessEnds(request, principal, stream, "instances");
       stream.onClose(() => {
         unwatch();
         unsubscribe();
-        endOnRevoke();
       });
     },
   );
@@ -267,14 +284,11 @@ export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = async (
           if (event.instanceId === instance.id) stream.send("unsupported", event);
         });
         const unwatch = stats.watch(instance.id, instance.nodeId);
-        const endOnRevoke = live.revocations.subscribe((revocation) => {
-          if (revokes(revocation, principal)) stream.close();
-        });
+        closeWhenAccessEnds(request, principal, stream, "instances");
         stream.onClose(() => {
           unwatch();
           unsubscribe();
           endUnsupported();
-          endOnRevoke();
         });
       },
     );
@@ -300,13 +314,8 @@ export const resourceRoutes: FastifyPluginAsync<ResourceRoutesOptions> = async (
     const unsubscribe = await feed.subscribe((event) =>
       replaying ? buffered.push(event) : send(event),
     );
-    const endOnRevoke = live.revocations.subscribe((revocation) => {
-      if (revokes(revocation, principal)) stream.close();
-    });
-    stream.onClose(() => {
-      unsubscribe();
-      endOnRevoke();
-    });
+    closeWhenAccessEnds(request, principal, stream, "events");
+    stream.onClose(unsubscribe);
     try {
       for (;;) {
         const page = await repositories.events.listAfter(cursor, 500);
