@@ -1,21 +1,20 @@
 /**
- * Docker engine faults for the resilience suite.
+ * Docker engine faults for the resilience suite, without touching the shared
+ * engine: `EngineSocketProxy` is a Unix socket forwarding to the real engine,
+ * handed to one agent as its `DOCKER_HOST`.
  *
- * * `EngineSocketProxy`: a Unix socket forwarding to the real engine, handed to
- *   one agent as its `DOCKER_HOST`. `stop()` closes it and removes the socket
- *   file — to that agent exactly what a stopped `dockerd` looks like (it
- *   removes its socket too) — without stopping the shared engine, which would
- *   take down the containers of every other suite running at the same time.
- * * `dockerdProcess()`: the real `dockerd` that `scripts/services.sh` started
- *   (its pid file), to pause it with `SIGSTOP` — a hung engine: connections are
- *   accepted by the kernel, nothing answers — and resume it with `SIGCONT`.
- *   Every pause is undone by `resumeDockerd()`, which the suite calls in
- *   `finally` and `afterAll`.
+ * * `stop()` closes it and removes the socket file — to that agent exactly
+ *   what a stopped `dockerd` looks like (it removes its socket too).
+ * * `hang()` is a hung engine (what `SIGSTOP` on `dockerd` does): connections
+ *   are still accepted, nothing is answered, open streams stall; `resume()`
+ *   lets everything through again, requests made meanwhile included.
+ *
+ * Stopping or pausing the real `dockerd` instead was tried: it breaks the
+ * Docker suites running at the same time (their calls fail or their
+ * containers die), so it cannot be part of `npm test`.
  */
-import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
-import { resolve } from "node:path";
 import { testServiceEnv } from "@orchestrator/core/testing";
 
 /** The engine's Unix socket path (from the test services' `ORCH_TEST_DOCKER`). */
@@ -26,7 +25,10 @@ export function engineSocketPath(): string | null {
 
 export class EngineSocketProxy {
   private server: Server | null = null;
-  private readonly open = new Set<Socket>();
+  private readonly pairs = new Set<{ client: Socket; engine: Socket }>();
+  /** Connections accepted while hung, forwarded on `resume()`. */
+  private readonly held = new Set<Socket>();
+  private hung = false;
 
   constructor(
     readonly path: string,
@@ -41,19 +43,13 @@ export class EngineSocketProxy {
     if (this.server) return;
     await rm(this.path, { force: true });
     const server = createServer((client) => {
-      const engine = createConnection(this.target);
-      this.open.add(client);
-      this.open.add(engine);
-      const close = () => {
-        client.destroy();
-        engine.destroy();
-        this.open.delete(client);
-        this.open.delete(engine);
-      };
-      client.on("error", close).on("close", close);
-      engine.on("error", close).on("close", close);
-      client.pipe(engine);
-      engine.pipe(client);
+      if (this.hung) {
+        client.pause(); // the kernel accepted it; nobody reads it
+        this.held.add(client);
+        client.on("error", () => this.held.delete(client));
+        return;
+      }
+      this.forward(client);
     });
     await new Promise<void>((done, fail) => {
       server.once("error", fail);
@@ -66,44 +62,53 @@ export class EngineSocketProxy {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
-    for (const socket of this.open) socket.destroy();
-    this.open.clear();
+    this.hung = false;
+    for (const { client, engine } of this.pairs) {
+      client.destroy();
+      engine.destroy();
+    }
+    this.pairs.clear();
+    for (const client of this.held) client.destroy();
+    this.held.clear();
     if (server) await new Promise((done) => server.close(done));
     await rm(this.path, { force: true });
   }
-}
 
-const PAUSED = new Set<number>();
-
-/** The pid of the `dockerd` started by `scripts/services.sh`, or null when there is none. */
-export function dockerdProcess(): number | null {
-  const pidFile = resolve(import.meta.dirname, "../../../.services/dockerd.pid");
-  try {
-    const pid = Number(readFileSync(pidFile, "utf8").trim());
-    if (!Number.isInteger(pid) || pid <= 1) return null;
-    const name = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-    if (name !== "dockerd") return null;
-    process.kill(pid, 0); // signal permission (the suite runs as the user that started it)
-    return pid;
-  } catch {
-    return null;
-  }
-}
-
-export function pauseDockerd(pid: number): void {
-  if (PAUSED.size === 0) process.once("exit", resumeDockerd); // even if the worker dies
-  PAUSED.add(pid);
-  process.kill(pid, "SIGSTOP");
-}
-
-/** Resumes every `dockerd` this file paused (idempotent; never throws). */
-export function resumeDockerd(): void {
-  for (const pid of PAUSED) {
-    try {
-      process.kill(pid, "SIGCONT");
-    } catch {
-      // gone: nothing to resume
+  /** The engine hangs: nothing flows on open connections, new ones are accepted and not read. */
+  hang(): void {
+    this.hung = true;
+    for (const { client, engine } of this.pairs) {
+      client.unpipe(engine);
+      engine.unpipe(client);
+      client.pause();
+      engine.pause();
     }
   }
-  PAUSED.clear();
+
+  /** The engine answers again: stalled streams flow, held requests are forwarded. */
+  resume(): void {
+    if (!this.hung) return;
+    this.hung = false;
+    for (const { client, engine } of this.pairs) {
+      client.pipe(engine);
+      engine.pipe(client);
+    }
+    for (const client of this.held) this.forward(client);
+    this.held.clear();
+  }
+
+  private forward(client: Socket): void {
+    const engine = createConnection(this.target);
+    const pair = { client, engine };
+    this.pairs.add(pair);
+    const close = () => {
+      client.destroy();
+      engine.destroy();
+      this.pairs.delete(pair);
+    };
+    client.on("error", close).on("close", close);
+    engine.on("error", close).on("close", close);
+    client.pipe(engine);
+    engine.pipe(client);
+  }
 }
