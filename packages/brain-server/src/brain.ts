@@ -335,6 +335,8 @@ export async function buildBrain(
       d.signals,
       d.log,
       latency,
+      // Runtime health as the node rows hold it (agents may sync with another replica).
+      (nodes) => c.resolve<NodeRuntimeStatus>(TOKENS.NodeRuntimeStatus).load(nodes),
     );
   });
   factory(TOKENS.LivenessRound, (c) => {

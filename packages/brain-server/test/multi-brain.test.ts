@@ -338,9 +338,13 @@ describe.each(databases)("two Brains on %s", (_name, makePair, available) => {
         try {
           expect(stream.status).toBe(200);
           const started = Date.now();
-          const revoked = await pair.a.request("DELETE", `/api/v1/tokens/${created.body.token.id}`, {
-            token: login.body.token,
-          });
+          const revoked = await pair.a.request(
+            "DELETE",
+            `/api/v1/tokens/${created.body.token.id}`,
+            {
+              token: login.body.token,
+            },
+          );
           expect(revoked.status).toBeLessThan(300);
           pair.b.clock.advance(2_000); // brain-b's token cache (1 s) runs on its (fake) clock
           await Promise.race([stream.done, new Promise((resolve) => setTimeout(resolve, 6_000))]);
@@ -349,6 +353,51 @@ describe.each(databases)("two Brains on %s", (_name, makePair, available) => {
         } finally {
           await stream.close();
         }
+      } finally {
+        await pair.close();
+      }
+    },
+  );
+
+  it.runIf(available)(
+    "keeps placements off a node whose runtime is down even when its agent reports to the other replica",
+    async () => {
+      const pair = await makePair();
+      try {
+        await pair.a.request("POST", "/api/v1/templates", {
+          token: pair.a.adminToken,
+          body: { definition: helloTemplate },
+        });
+        const node = await pair.a.joinNode("engine-down");
+        await pair.a.brain.runLoopsOnce(); // brain-a holds the scheduling lease
+        const down = {
+          kind: "process",
+          available: false,
+          reason: "process runtime did not answer within 5000 ms",
+          since: pair.b.clock.now().toISOString(),
+        };
+        expect((await pair.b.sync(node.credential, { runtimes: [down] })).status).toBe(200);
+        const created = await pair.a.request("POST", "/api/v1/instances", {
+          token: pair.a.adminToken,
+          body: { template: "hello", name: "waits", variables: { RCON_PASSWORD: "x" } },
+        });
+        await pair.a.brain.runLoopsOnce();
+        const url = `/api/v1/instances/${created.body.id}`;
+        const waiting = await pair.a.request("GET", url, { token: pair.a.adminToken });
+        expect(waiting.body.state).toBe("REQUESTED");
+        expect(JSON.stringify(waiting.body.pendingPlacement)).toContain(
+          "runtime process unavailable",
+        );
+        const shown = await pair.a.request("GET", `/api/v1/nodes/${node.nodeId}`, {
+          token: pair.a.adminToken,
+        });
+        expect(shown.body.unavailableRuntimes).toEqual([down]);
+
+        // The engine answers again (a sync without a status): placed by brain-a.
+        await pair.b.sync(node.credential);
+        await pair.a.brain.runLoopsOnce();
+        const placed = await pair.a.request("GET", url, { token: pair.a.adminToken });
+        expect(placed.body).toMatchObject({ state: "SCHEDULED", nodeId: node.nodeId });
       } finally {
         await pair.close();
       }

@@ -51,6 +51,8 @@ export interface NodesTable {
   port_to: number;
   reserved_ports: string;
   runtimes: string;
+  /** JSON: `{ kind, reason, since }[]` of runtimes reported unavailable. */
+  unavailable_runtimes: string;
   agent_version: string;
   credential_hash: string;
   last_seen_at: number | null;

@@ -17,6 +17,7 @@ import {
   NotFoundError,
   type PortAllocation,
   type Resources,
+  type UnavailableRuntime,
 } from "@orchestrator/core";
 import { sql } from "kysely";
 import {
@@ -216,6 +217,7 @@ const NODE_COLUMNS = [
   "port_to",
   "reserved_ports",
   "runtimes",
+  "unavailable_runtimes",
   "agent_version",
   "last_seen_at",
   "created_at",
@@ -244,6 +246,10 @@ function toNode(row: PublicNodeRow): Node {
     portRange: { from: num(row.port_from), to: num(row.port_to) },
     reservedPorts: fromJson<number[]>(row.reserved_ports, []),
     runtimes: fromJson<string[]>(row.runtimes, []),
+    unavailableRuntimes: fromJson<{ kind: string; reason: string | null; since: number }[]>(
+      row.unavailable_runtimes,
+      [],
+    ).map((entry) => ({ kind: entry.kind, reason: entry.reason, since: toDate(entry.since) })),
     agentVersion: row.agent_version,
     lastSeenAt: toDateOrNull(row.last_seen_at),
     createdAt: toDate(row.created_at),
@@ -283,6 +289,22 @@ function checkPortRange(value: unknown): { from: number; to: number } {
 function checkRuntimes(value: unknown): string[] {
   if (!Array.isArray(value)) throw invalid("runtimes", "must be an array");
   return value.map((runtime, index) => checkString(`runtimes[${index}]`, runtime, 64));
+}
+
+function checkUnavailableRuntimes(
+  value: unknown,
+): { kind: string; reason: string | null; since: number }[] {
+  if (!Array.isArray(value)) throw invalid("unavailableRuntimes", "must be an array");
+  if (value.length > 16) throw invalid("unavailableRuntimes", "must have at most 16 entries");
+  return value.map((entry: UnavailableRuntime, index) => {
+    const path = `unavailableRuntimes[${index}]`;
+    if (typeof entry !== "object" || entry === null) throw invalid(path, "must be an object");
+    return {
+      kind: checkString(`${path}.kind`, entry.kind, 64),
+      reason: entry.reason === null ? null : checkString(`${path}.reason`, entry.reason, 200, 0),
+      since: checkDate(`${path}.since`, entry.since),
+    };
+  });
 }
 
 function toReservation(row: NodeReservationsTable): NodeReservation {
@@ -382,6 +404,7 @@ export class SqlNodeRepository implements NodeRepository {
       port_to: portRange.to,
       reserved_ports: toJson(reservedPorts),
       runtimes: toJson(checkRuntimes(node.runtimes)),
+      unavailable_runtimes: "[]",
       agent_version: checkString("agentVersion", node.agentVersion, MAX_NAME, 0),
       credential_hash: checkString("credentialHash", credentialHash, MAX_HASH),
       last_seen_at: null,
@@ -464,6 +487,9 @@ export class SqlNodeRepository implements NodeRepository {
         update.labels = toJson(checkStringRecord("labels", changes.labels));
       }
       if (changes.runtimes !== undefined) update.runtimes = toJson(checkRuntimes(changes.runtimes));
+      if (changes.unavailableRuntimes !== undefined) {
+        update.unavailable_runtimes = toJson(checkUnavailableRuntimes(changes.unavailableRuntimes));
+      }
       if (changes.agentVersion !== undefined) {
         update.agent_version = checkString("agentVersion", changes.agentVersion, MAX_NAME, 0);
       }

@@ -23,6 +23,7 @@ const coreNode = (id: string, overrides: Partial<Node> = {}): Node => ({
   portRange: { from: 30000, to: 30010 },
   reservedPorts: [30001],
   runtimes: ["docker"],
+  unavailableRuntimes: [],
   agentVersion: "1.4.0",
   lastSeenAt: null,
   createdAt: new Date("2026-01-01T00:00:00Z"),

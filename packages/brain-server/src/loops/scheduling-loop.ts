@@ -11,6 +11,7 @@ import {
   type InstanceEvent,
   InstanceLifecycle,
   type LeaseFence,
+  type Node,
   OrchestratorError,
   type Repositories,
   type RepositorySet,
@@ -49,6 +50,8 @@ export class SchedulingRound {
     private readonly signals: NodeSignals,
     private readonly log: FastifyBaseLogger,
     private readonly latency: Histogram | null = null,
+    /** Sees the nodes of each round before placing (filters that keep their own view of them). */
+    private readonly onNodes: (nodes: readonly Node[]) => void = () => undefined,
   ) {}
 
   /** One round. Returns how many instances were placed. */
@@ -62,6 +65,7 @@ export class SchedulingRound {
       this.repositories.nodes.list(),
       this.repositories.nodes.listPortAllocations(),
     ]);
+    this.onNodes(nodes);
     const portsByNode = new Map<string, number[]>();
     for (const allocation of allocations) {
       const list = portsByNode.get(allocation.nodeId) ?? [];

@@ -234,7 +234,7 @@ export class AgentService {
     this.liveness.seen(nodeId);
     if (node.status === "OFFLINE") node = await this.comeBack(node, effects);
     if (request.node) node = await this.updateDescription(node, request);
-    this.acceptRuntimeStatus(node, request);
+    await this.acceptRuntimeStatus(node, request);
 
     let acknowledged = 0;
     for (const report of [...request.reports].sort((a, b) => a.n - b.n)) {
@@ -514,9 +514,27 @@ export class AgentService {
     }
   }
 
-  /** Runtime health as the agent sees it: kept in memory; the scheduler avoids unavailable runtimes. */
-  private acceptRuntimeStatus(node: Node, request: SyncRequest): void {
-    for (const change of this.runtimeStatus.report(node.id, request.runtimes)) {
+  /**
+   * Runtime health as the agent sees it: kept in memory here and, when it
+   * changes, on the node row (the scheduling Brain may be another replica);
+   * the scheduler avoids unavailable runtimes.
+   */
+  private async acceptRuntimeStatus(node: Node, request: SyncRequest): Promise<void> {
+    const changes = this.runtimeStatus.report(node.id, request.runtimes);
+    if (changes.length > 0) {
+      const now = this.clock.now();
+      await this.repositories.nodes.updateInventory(node.id, {
+        unavailableRuntimes: this.runtimeStatus.unavailableOf(node.id).map((status) => {
+          const since = new Date(status.since);
+          return {
+            kind: status.kind,
+            reason: status.reason?.slice(0, 200) ?? null,
+            since: Number.isNaN(since.getTime()) ? now : since,
+          };
+        }),
+      });
+    }
+    for (const change of changes) {
       if (change.available)
         this.log.info({ nodeId: node.id, runtime: change.kind }, "node runtime available again");
       else

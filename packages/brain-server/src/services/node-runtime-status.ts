@@ -1,12 +1,12 @@
 /**
  * Which runtimes of each node answer right now, as the agents report them
- * (a stopped or hung Docker engine). Memory only: an agent repeats its
- * runtime status on every sync while any runtime is unavailable, so a
- * restarted Brain (or another replica) knows within one sync; a sync without
- * a status means every runtime answers. The scheduler skips a node whose
+ * (a stopped or hung Docker engine); a sync without a status means every
+ * runtime answers. The replica an agent syncs with keeps it in memory and,
+ * when it changes, on the node row; the scheduling Brain (maybe another
+ * replica) `load`s the rows of each round. The scheduler skips a node whose
  * runtime of the needed kind is unavailable (`runtimeAvailabilityFilter`).
  */
-import type { RuntimeKind, RuntimeStatus } from "@orchestrator/core";
+import type { Node, RuntimeKind, RuntimeStatus } from "@orchestrator/core";
 import type { SchedulerFilter } from "@orchestrator/scheduler";
 
 export type RuntimeStatusChange = {
@@ -15,6 +15,16 @@ export type RuntimeStatusChange = {
   available: boolean;
   reason: string | null;
 };
+
+/** A node row's unavailable runtimes, as the agents report them (`RuntimeStatus`). */
+export function runtimeStatusesOf(node: Node): RuntimeStatus[] {
+  return node.unavailableRuntimes.map((runtime) => ({
+    kind: runtime.kind,
+    available: false,
+    ...(runtime.reason === null ? {} : { reason: runtime.reason }),
+    since: runtime.since.toISOString(),
+  }));
+}
 
 export class NodeRuntimeStatus {
   /** Only nodes with at least one unavailable runtime. */
@@ -46,6 +56,17 @@ export class NodeRuntimeStatus {
       if (!now.some((status) => status.kind === old.kind))
         changes.push({ nodeId, kind: old.kind, available: true, reason: null });
     return changes;
+  }
+
+  /**
+   * Takes what the node rows say (written by whichever replica the agents
+   * sync with): the scheduling Brain calls it with the nodes of each round.
+   */
+  load(nodes: readonly Node[]): void {
+    for (const node of nodes) {
+      if (node.unavailableRuntimes.length === 0) this.unavailable.delete(node.id);
+      else this.unavailable.set(node.id, runtimeStatusesOf(node));
+    }
   }
 
   /** The node's unavailable runtimes (empty when all answer or nothing is known). */

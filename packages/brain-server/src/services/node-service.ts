@@ -22,9 +22,9 @@ import { generateSecret, hashSecret } from "../auth/secret-tokens.js";
 import type { BrainConfig } from "../config/brain-config.js";
 import type { LivenessMonitor } from "../liveness/liveness-monitor.js";
 import type { LiveEvents } from "./live-events.js";
-import type { NodeRuntimeStatus } from "./node-runtime-status.js";
+import { type NodeRuntimeStatus, runtimeStatusesOf } from "./node-runtime-status.js";
 
-export interface NodeView extends Node {
+export interface NodeView extends Omit<Node, "unavailableRuntimes"> {
   /** Milliseconds since the last heartbeat this Brain saw, or null. */
   silenceMs: number | null;
   /**
@@ -50,7 +50,8 @@ export class NodeService {
     return {
       ...node,
       silenceMs: this.liveness.silenceMs(node.id),
-      unavailableRuntimes: this.runtimeStatus?.unavailableOf(node.id) ?? [],
+      // From the node row: the agent may sync with another Brain replica.
+      unavailableRuntimes: runtimeStatusesOf(node),
     };
   }
 

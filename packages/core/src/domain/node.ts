@@ -1,6 +1,15 @@
 import type { NodeStatus } from "../lifecycle/node-lifecycle.js";
 import type { PortRange, Resources, RuntimeKind } from "./resources.js";
 
+/** A runtime of a node that does not answer right now (a stopped or hung engine), as its agent reported. */
+export interface UnavailableRuntime {
+  kind: RuntimeKind;
+  /** Why, in the agent's words ("docker engine did not answer within 5 s"). */
+  reason: string | null;
+  /** Since when (the agent's report). */
+  since: Date;
+}
+
 /** A machine running a Node Agent. */
 export interface Node {
   id: string;
@@ -20,6 +29,8 @@ export interface Node {
   /** Ports never handed out (used by the host). */
   reservedPorts: readonly number[];
   runtimes: readonly RuntimeKind[];
+  /** Runtimes the agent reports unavailable; empty while all answer. Nothing is placed on them. */
+  unavailableRuntimes: readonly UnavailableRuntime[];
   /** Agent version, for display. */
   agentVersion: string;
   /** When the Brain last heard from the node (Brain clock). */

@@ -5,7 +5,7 @@ import type { NodeStatus } from "../lifecycle/node-lifecycle.js";
 /** Fields a node supplies when it joins. */
 export type NewNode = Omit<
   Node,
-  "status" | "drainRequested" | "allocated" | "lastSeenAt" | "createdAt"
+  "status" | "drainRequested" | "allocated" | "lastSeenAt" | "createdAt" | "unavailableRuntimes"
 >;
 
 /** What a node may change about itself (or an operator about it) after joining. */
@@ -20,6 +20,7 @@ export type NodeChanges = Partial<
     | "portRange"
     | "overcommit"
     | "reservedPorts"
+    | "unavailableRuntimes"
   >
 >;
 

@@ -192,6 +192,7 @@ export function describeRepositoryConformance(
           status: "ONLINE",
           drainRequested: false,
           allocated: { memoryMb: 0, cpu: 0, diskMb: 0 },
+          unavailableRuntimes: [],
           lastSeenAt: null,
           createdAt: time(0),
         });
@@ -253,6 +254,18 @@ export function describeRepositoryConformance(
           capacity: { memoryMb: 8192, cpu: 8, diskMb: 20000 },
         });
         expect(await repos.nodes.get("n1")).toEqual(updated);
+        // What the agent says of its runtimes' health, kept until it changes.
+        expect(updated.unavailableRuntimes).toEqual([]);
+        const down = [
+          { kind: "docker", reason: "engine did not answer within 5 s", since: time(1) },
+        ];
+        expect(
+          (await repos.nodes.updateInventory("n1", { unavailableRuntimes: down }))
+            .unavailableRuntimes,
+        ).toEqual(down);
+        expect((await repos.nodes.list())[0]?.unavailableRuntimes).toEqual(down);
+        await repos.nodes.updateInventory("n1", { unavailableRuntimes: [] });
+        expect((await repos.nodes.get("n1"))?.unavailableRuntimes).toEqual([]);
         await repos.nodes.reserve(
           "n1",
           "big",

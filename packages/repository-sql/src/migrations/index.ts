@@ -8,6 +8,7 @@ import type { SqlFlavorName } from "../sql-flavor.js";
 import { initialMigration } from "./0001-initial.js";
 import { pendingPlacementsMigration } from "./0002-pending-placements.js";
 import { liveRelayMigration } from "./0003-live-relay.js";
+import { nodeUnavailableRuntimesMigration } from "./0004-node-unavailable-runtimes.js";
 
 /** The migrations for a dialect, by name (names sort in the order they apply). */
 export function migrationsFor(flavor: SqlFlavorName): Record<string, Migration> {
@@ -15,6 +16,7 @@ export function migrationsFor(flavor: SqlFlavorName): Record<string, Migration> 
     "0001-initial": initialMigration(flavor),
     "0002-pending-placements": pendingPlacementsMigration(flavor),
     "0003-live-relay": liveRelayMigration(flavor),
+    "0004-node-unavailable-runtimes": nodeUnavailableRuntimesMigration(flavor),
   };
 }
 
