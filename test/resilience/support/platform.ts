@@ -397,10 +397,16 @@ export class Platform {
       await attempt(async () => {
         const live = (await this.instances()).filter((i) => i.state !== "DESTROYED");
         await Promise.all(live.map((i) => this.api("DELETE", `/instances/${i.id}`)));
+        let left: string[] = [];
         await waitFor(
           "instances destroyed",
-          async () => (await this.instances()).every((i) => i.state === "DESTROYED"),
-          { timeoutMs: 20_000 },
+          async () => {
+            left = (await this.instances())
+              .filter((i) => i.state !== "DESTROYED")
+              .map((i) => `${i.name} ${i.state}`);
+            return left.length === 0;
+          },
+          { timeoutMs: 20_000, context: () => `left: ${left.join(", ")}` },
         );
       });
     }
