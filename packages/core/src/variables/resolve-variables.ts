@@ -31,6 +31,34 @@ export type VariableCheckResult =
   | { ok: false; issues: ValidationIssue[] };
 
 /**
+ * Definitions already found valid. Only frozen ones are remembered (a stored
+ * template version's definition is frozen and reused for every instance):
+ * anything else may have changed since and is validated again.
+ */
+const validDefinitions = new WeakSet<object>();
+
+function isFrozenSchema(definitions: Readonly<Record<string, VariableDefinition>>): boolean {
+  if (!Object.isFrozen(definitions)) return false;
+  for (const definition of Object.values(definitions)) {
+    if (!Object.isFrozen(definition)) return false;
+    if (definition.values !== undefined && !Object.isFrozen(definition.values)) return false;
+  }
+  return true;
+}
+
+function assertValidDefinitions(definitions: Readonly<Record<string, VariableDefinition>>): void {
+  if (validDefinitions.has(definitions)) return;
+  const definitionIssues = validateVariableDefinitions(definitions);
+  if (definitionIssues.length > 0) {
+    throw new TemplateInvalidError(
+      `invalid variable definitions: ${definitionIssues.map((i) => `${i.path} ${i.message}`).join("; ")}`,
+      { details: { issues: definitionIssues } },
+    );
+  }
+  if (isFrozenSchema(definitions)) validDefinitions.add(definitions);
+}
+
+/**
  * Checks `input` against `definitions` and returns either the resolved
  * variables or every problem found. Throws `TemplateInvalidError` when the
  * definitions themselves are invalid (that is the template's fault, not the user's).
@@ -40,13 +68,7 @@ export function checkVariables(
   input: VariableInput,
   options: ResolveVariablesOptions = {},
 ): VariableCheckResult {
-  const definitionIssues = validateVariableDefinitions(definitions);
-  if (definitionIssues.length > 0) {
-    throw new TemplateInvalidError(
-      `invalid variable definitions: ${definitionIssues.map((i) => `${i.path} ${i.message}`).join("; ")}`,
-      { details: { issues: definitionIssues } },
-    );
-  }
+  assertValidDefinitions(definitions);
   const issues: ValidationIssue[] = [];
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return { ok: false, issues: [{ path: "variables", message: "must be an object" }] };

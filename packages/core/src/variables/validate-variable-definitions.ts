@@ -34,9 +34,22 @@ const KNOWN_FIELDS: ReadonlySet<string> = new Set([
   "secret",
 ]);
 
-/** Compiles a definition's `pattern` as a whole-value match, or undefined when it has none. */
+/** Compiled patterns by source: templates reuse a few patterns for every value checked. */
+const compiledPatterns = new Map<string, RegExp>();
+const MAX_COMPILED_PATTERNS = 1_000;
+
+/**
+ * Compiles a definition's `pattern` as a whole-value match (cached: the
+ * result has no `g` or `y` flag, so sharing it is safe). Throws on a bad pattern.
+ */
 export function compileVariablePattern(pattern: string): RegExp {
-  return new RegExp(`^(?:${pattern})$`, "u");
+  let compiled = compiledPatterns.get(pattern);
+  if (compiled === undefined) {
+    compiled = new RegExp(`^(?:${pattern})$`, "u");
+    if (compiledPatterns.size >= MAX_COMPILED_PATTERNS) compiledPatterns.clear();
+    compiledPatterns.set(pattern, compiled);
+  }
+  return compiled;
 }
 
 /**

@@ -178,6 +178,20 @@ describe("resolveVariables", () => {
       expect.objectContaining({ code: "TEMPLATE_INVALID" }),
     );
   });
+
+  it("validates a frozen schema once, and a mutable one on every call", () => {
+    const pattern: VariableDefinition = { type: "string", pattern: "[a-z]+" };
+    const frozen = Object.freeze({ NAME: Object.freeze({ ...pattern }) });
+    expect(checkVariables(frozen, { NAME: "abc" }).ok).toBe(true);
+    expect(checkVariables(frozen, { NAME: "ABC" }).ok).toBe(false);
+    // A mutable schema made invalid after a first check is refused the next time.
+    const mutable: Record<string, VariableDefinition> = { NAME: { ...pattern } };
+    expect(checkVariables(mutable, { NAME: "abc" }).ok).toBe(true);
+    mutable.NAME = { type: "string", pattern: "([a-z" };
+    expect(() => checkVariables(mutable, { NAME: "abc" })).toThrowError(
+      expect.objectContaining({ code: "TEMPLATE_INVALID" }),
+    );
+  });
 });
 
 describe("validateVariableDefinitions", () => {
