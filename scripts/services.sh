@@ -80,7 +80,8 @@ docker_up() {
   apt_install docker.io busybox-static
   if ! docker info >/dev/null 2>&1; then
     log "starting dockerd"
-    as_root bash -c "nohup /usr/sbin/dockerd >'$STATE/dockerd.log' 2>&1 & echo \$! >'$STATE/dockerd.pid'"
+    # setsid: its own session, so ending the job that ran `up` does not take it down.
+    as_root bash -c "setsid nohup /usr/sbin/dockerd >'$STATE/dockerd.log' 2>&1 & echo \$! >'$STATE/dockerd.pid'"
     wait_for 60 dockerd docker info
   fi
   if ! docker image inspect "$DOCKER_IMAGE" >/dev/null 2>&1; then
@@ -129,7 +130,7 @@ s3_up() {
     log "starting s3rver on 127.0.0.1:$S3_PORT"
     mkdir -p "$STATE/s3"
     # --openssl-legacy-provider: without it s3rver answers 500 to paginated listings.
-    nohup "$NODE" --openssl-legacy-provider "$ROOT/node_modules/s3rver/bin/s3rver.js" \
+    setsid nohup "$NODE" --openssl-legacy-provider "$ROOT/node_modules/s3rver/bin/s3rver.js" \
       -d "$STATE/s3" -a 127.0.0.1 -p "$S3_PORT" --silent --configure-bucket "$S3_BUCKET" \
       >"$STATE/s3rver.log" 2>&1 &
     echo $! >"$STATE/s3rver.pid"
