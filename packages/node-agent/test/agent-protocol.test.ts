@@ -8,7 +8,8 @@
  * credential waits without touching anything until the first is gone.
  */
 import { spawnSync } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Brain, buildBrain, loadBrainConfig, TOKENS } from "@orchestrator/brain-server";
@@ -132,8 +133,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const agent of agents) await agent.stop().catch(() => undefined);
-  for (const item of (await api("GET", "/instances")).body?.items ?? [])
-    await api("DELETE", `/instances/${item.id}`);
+  // Stopped agents leave their servers running (as they should): remove them here.
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!existsSync(join(dir, name, "runtime"))) continue;
+    const runtime = defaultRuntime(agentConfig(name, null));
+    for (const instance of await runtime.list()) await runtime.remove(instance.instanceId);
+    await runtime.destroy?.();
+  }
   await brain?.close();
   await rm(dir, { recursive: true, force: true });
 });
