@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TOKENS } from "../src/brain.js";
 import { AgentSessions, agentSessionWindowMs } from "../src/services/agent-sessions.js";
 import type { InstanceStats } from "../src/services/instance-stats.js";
-import { createHarness, type Harness, helloTemplate } from "./brain-harness.js";
+import { createHarness, type Harness, helloTemplate, nodeReport } from "./brain-harness.js";
 import { openSse } from "./sse-client.js";
 
 const SESSION_A = "session-aaaaaaaaaaaa";
@@ -61,15 +61,8 @@ async function runningInstance(node: JoinResponse, name: string, session = SESSI
   const first = await h.sync(node.credential, { agentSessionId: session });
   const prepare = first.body.commands.find((c: AgentCommand) => c.instanceId === id)!;
   const at = h.clock.now().toISOString();
-  const report = (n: number, seq: number, trigger: InstanceTrigger) => ({
-    n,
-    instanceId: id,
-    seq,
-    epoch: 1,
-    trigger,
-    reason: trigger,
-    at,
-  });
+  const report = (n: number, seq: number, trigger: InstanceTrigger) =>
+    nodeReport(id, at, n, trigger, seq);
   await h.sync(node.credential, {
     agentSessionId: session,
     reports: [report(1, 1, "prepare"), report(2, 2, "prepared")],

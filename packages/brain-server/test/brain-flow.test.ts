@@ -1,6 +1,12 @@
 import type { AgentCommand, InstanceTrigger } from "@orchestrator/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createHarness, type Harness, helloTemplate, reportsToRunning } from "./brain-harness.js";
+import {
+  createHarness,
+  type Harness,
+  helloTemplate,
+  nodeReport,
+  reportsToRunning,
+} from "./brain-harness.js";
 import { TEST_DATABASES } from "./databases.js";
 
 describe.each(TEST_DATABASES)("Brain on $name", (database) => {
@@ -51,15 +57,8 @@ describe.each(TEST_DATABASES)("Brain on $name", (database) => {
       });
 
       const at = h.clock.now().toISOString();
-      const report = (n: number, seq: number, trigger: InstanceTrigger) => ({
-        n,
-        instanceId: id,
-        seq,
-        epoch: 1,
-        trigger,
-        reason: trigger,
-        at,
-      });
+      const report = (n: number, seq: number, trigger: InstanceTrigger) =>
+        nodeReport(id, at, n, trigger, seq);
       const second = await h.sync(node.credential, {
         reports: [report(1, 1, "prepare"), report(2, 2, "prepared")],
         commandResults: [{ commandId: prepare.id, ok: true }],

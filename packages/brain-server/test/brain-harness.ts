@@ -1,5 +1,11 @@
 /** Builds a Brain on in-memory SQLite with a fake clock, plus helpers to act as users and nodes. */
-import type { JoinResponse, SyncReport, SyncRequest, SyncResponse } from "@orchestrator/core";
+import type {
+  InstanceTrigger,
+  JoinResponse,
+  SyncReport,
+  SyncRequest,
+  SyncResponse,
+} from "@orchestrator/core";
 import { FakeClock, SequentialIdGenerator } from "@orchestrator/core/testing";
 import { type Brain, type BrainOverrides, buildBrain } from "../src/brain.js";
 import { type BrainConfig, loadBrainConfig } from "../src/config/brain-config.js";
@@ -20,17 +26,23 @@ export const helloTemplate = {
   readiness: { log: "ready", timeoutSeconds: 30 },
 };
 
+/** One lifecycle report of a node: journal position `n`, per-instance `seq` (default `n`). */
+export function nodeReport(
+  instanceId: string,
+  at: string,
+  n: number,
+  trigger: InstanceTrigger,
+  seq = n,
+  epoch = 1,
+): SyncReport {
+  return { n, instanceId, seq, epoch, trigger, reason: trigger, at };
+}
+
 /** The reports of a node taking an instance from SCHEDULED to RUNNING (prepare … ready). */
 export function reportsToRunning(instanceId: string, at: string, epoch = 1): SyncReport[] {
-  return (["prepare", "prepared", "start", "ready"] as const).map((trigger, i) => ({
-    n: i + 1,
-    instanceId,
-    seq: i + 1,
-    epoch,
-    trigger,
-    reason: trigger,
-    at,
-  }));
+  return (["prepare", "prepared", "start", "ready"] as const).map((trigger, i) =>
+    nodeReport(instanceId, at, i + 1, trigger, i + 1, epoch),
+  );
 }
 
 export interface Harness {
