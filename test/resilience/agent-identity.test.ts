@@ -60,7 +60,7 @@ describe("duplicate agent identity (real processes)", { timeout: 120_000 }, () =
     await platform.login();
     const pushed = await platform.pushTemplate({ name: "ai-quick", runtime: "process" });
     expect(pushed.code, pushed.output).toBe(0);
-    agent = await platform.addAgent("ai-agent", "process", "42400-42499");
+    agent = await platform.addAgent("ai-agent", "process", "43100-43199");
     first = await platform.createInstance("ai-quick", "ai-first");
     await platform.waitForState(first, "RUNNING");
   }, 120_000);

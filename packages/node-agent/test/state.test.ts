@@ -38,6 +38,27 @@ describe("ReportJournal", () => {
     expect(a3).toMatchObject({ n: 4, seq: 3 });
   });
 
+  it("never lets an acknowledgement drop a report that was still being written", async () => {
+    // Reports made at the same time (two instances destroyed together): whenever
+    // a sync looks, what is pending is a prefix of the journal, so acknowledging
+    // the highest position sent can drop nothing unsent.
+    const journal = await ReportJournal.open(join(dir, "concurrent.jsonl"));
+    const seen: number[][] = [];
+    const appends = Array.from({ length: 60 }, (_, i) =>
+      journal.append(report(`i${i % 7}`, "destroyed")).then(() => {
+        seen.push(journal.pending(1_000).map((entry) => entry.n));
+      }),
+    );
+    await Promise.all(appends);
+    for (const ns of seen) expect(ns).toEqual(ns.map((_, i) => i + 1));
+    // A sync took the first ten, the Brain stored them: exactly those go.
+    const sent = journal.pending(10);
+    await journal.acknowledge(Math.max(...sent.map((entry) => entry.n)));
+    expect(journal.pending(1_000).map((entry) => entry.n)).toEqual(
+      Array.from({ length: 50 }, (_, i) => i + 11),
+    );
+  });
+
   it("hands out bounded batches in order", async () => {
     const journal = await ReportJournal.open(join(dir, "r.jsonl"));
     for (let i = 0; i < 25; i += 1) await journal.append(report(`i${i % 3}`, "prepare"));

@@ -21,6 +21,8 @@ export class ReportJournal {
   private acknowledgedN = 0;
   /** Per-instance next sequence number (continues after a restart). */
   private readonly seqs = new Map<string, number>();
+  /** The last append being written (appends are chained behind it). */
+  private writing: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly path: string) {}
 
@@ -52,15 +54,29 @@ export class ReportJournal {
     if ((this.seqs.get(instanceId) ?? 0) < seq) this.seqs.set(instanceId, seq);
   }
 
-  /** Records a report (durably) and returns it with its journal position and sequence number. */
-  async append(report: Omit<AgentReport, "n" | "seq">): Promise<AgentReport> {
+  /**
+   * Records a report (durably) and returns it with its journal position and
+   * sequence number. Appends are written one after the other, so reports
+   * become pending in journal order: a sync always carries a prefix of what
+   * is unacknowledged, and the Brain's acknowledgement (the highest position
+   * it stored) never covers a report still being written. (Concurrent writes
+   * finishing out of order once let an acknowledgement drop a report that had
+   * never been sent: an instance destroyed together with another stayed
+   * DESTROYING.)
+   */
+  append(report: Omit<AgentReport, "n" | "seq">): Promise<AgentReport> {
     const seq = (this.seqs.get(report.instanceId) ?? 0) + 1;
     const entry: AgentReport = { ...report, n: this.nextN, seq };
     this.nextN += 1;
     this.seqs.set(report.instanceId, seq);
-    await appendJsonLines(this.path, [entry]);
-    this.entries.push(entry);
-    return entry;
+    const written = this.writing.then(async () => {
+      await appendJsonLines(this.path, [entry]);
+      this.entries.push(entry);
+      return entry;
+    });
+    // The next append waits for this one, whether it succeeded or not.
+    this.writing = written.catch(() => undefined);
+    return written;
   }
 
   /** The oldest unacknowledged reports, at most `limit`. */
