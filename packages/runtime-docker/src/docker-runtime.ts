@@ -77,9 +77,14 @@ interface Tracked {
   starting: Promise<void> | null;
   /** History was read into the backlog (or the runtime saw the run begin). */
   filled: boolean;
-  /** Nanosecond timestamp of the newest log line taken, to skip overlaps between reads. */
-  lastLogKey: bigint;
-  lastLogText: string;
+  /**
+   * Nanosecond timestamp (and text) of the newest line taken from each stream,
+   * to skip overlaps between reads. Per stream: the engine may hand out a
+   * stderr line after a stdout line stamped later, and one mark for both
+   * would drop it.
+   */
+  lastLogKey: Record<"stdout" | "stderr", bigint>;
+  lastLogText: Record<"stdout" | "stderr", string>;
   /**
    * The current run: lines written after the previous run finished belong to
    * it and are dated no earlier than its start (the engine records StartedAt
@@ -538,7 +543,7 @@ export class DockerRuntime implements Runtime {
     if (this.statusOf(found) === "running" && !tracked.pump) {
       // Whole seconds: the overlap is skipped by timestamp.
       await this.openPump(tracked, found.Id, {
-        since: Number(tracked.lastLogKey / 1_000_000_000n),
+        since: Number(resumeKey(tracked) / 1_000_000_000n),
       });
     }
     return tracked.backlog.read(options);
@@ -690,8 +695,8 @@ export class DockerRuntime implements Runtime {
         pump: null,
         starting: null,
         filled: false,
-        lastLogKey: 0n,
-        lastLogText: "",
+        lastLogKey: { stdout: 0n, stderr: 0n },
+        lastLogText: { stdout: "", stderr: "" },
         run: null,
         stopRequested: false,
         killRequested: false,
@@ -950,11 +955,10 @@ export class DockerRuntime implements Runtime {
     }
     const line = raw.slice(space + 1);
     // Reads overlap (a pump reopened with `since`): skip what was taken already.
-    if (key < tracked.lastLogKey || (key === tracked.lastLogKey && line === tracked.lastLogText)) {
-      return;
-    }
-    tracked.lastLogKey = key;
-    tracked.lastLogText = line;
+    const last = tracked.lastLogKey[stream];
+    if (key < last || (key === last && line === tracked.lastLogText[stream])) return;
+    tracked.lastLogKey[stream] = key;
+    tracked.lastLogText[stream] = line;
     let atMs = Number(key / 1_000_000n);
     if (tracked.run && key > tracked.run.previousFinishedKey) {
       atMs = Math.max(atMs, tracked.run.startedAtMs);
@@ -1142,4 +1146,16 @@ export class DockerRuntime implements Runtime {
       info,
     );
   }
+}
+
+/**
+ * Where a reopened log follow starts (whole seconds, so it overlaps): the
+ * older of the streams' newest lines, so neither misses a line.
+ */
+function resumeKey(tracked: Tracked): bigint {
+  const { stdout, stderr } = tracked.lastLogKey;
+  if (stdout === 0n) return stderr;
+  if (stderr === 0n) return stdout;
+  // biome-ignore lint/complexity/useMathMinMax: bigints (Math.min takes numbers only)
+  return stdout < stderr ? stdout : stderr;
 }
