@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { IdGenerator } from "@orchestrator/core";
+import { SequentialIdGenerator } from "@orchestrator/core/testing";
 import { describe, expect, it } from "vitest";
 import {
   ADMIN_PASSWORD,
@@ -25,11 +25,6 @@ interface Pair {
   close(): Promise<void>;
 }
 
-function idsOf(replica: string): IdGenerator {
-  let counter = 0;
-  return { next: (prefix = "id") => `${prefix}_${replica}${++counter}` };
-}
-
 /** Two Brains (holders brain-a and brain-b) on one database; `drop` removes it at the end. */
 async function pairOn(url: string, drop: () => Promise<void>): Promise<Pair> {
   const shared: TestDatabase = {
@@ -37,8 +32,16 @@ async function pairOn(url: string, drop: () => Promise<void>): Promise<Pair> {
     create: async () => ({ url, drop: async () => undefined }),
   };
   // Each replica its own ids (as UUIDs would be): sequential ids of two Brains collide.
-  const a = await createHarness({}, { holder: "brain-a", ids: idsOf("a") }, shared);
-  const b = await createHarness({}, { holder: "brain-b", ids: idsOf("b") }, shared);
+  const a = await createHarness(
+    {},
+    { holder: "brain-a", ids: new SequentialIdGenerator("a") },
+    shared,
+  );
+  const b = await createHarness(
+    {},
+    { holder: "brain-b", ids: new SequentialIdGenerator("b") },
+    shared,
+  );
   return {
     a,
     b,

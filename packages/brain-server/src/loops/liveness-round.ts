@@ -69,9 +69,9 @@ export class LivenessRound {
   async run(fence: LeaseFence): Promise<string[]> {
     if (fence.epoch !== this.epoch) {
       // Taken over (or first round): heartbeats went to the previous holder.
+      // The full window this gives also covers the next regular refresh.
       this.epoch = fence.epoch;
       this.monitor.restartGrace();
-      this.lastRefreshAt = Number.NEGATIVE_INFINITY;
     }
     this.monitor.takeHeard(); // the holder's own heartbeats are in its monitor already
     if (this.clock.monotonicMs() - this.lastRefreshAt >= this.relayIntervalMs) {

@@ -7,13 +7,7 @@
  * received for its own viewers. A single Brain only reads the declarations
  * once per round; nothing is written while nobody watches.
  */
-import type {
-  Clock,
-  LiveItemKind,
-  LiveWatchEntry,
-  NewLiveItem,
-  Repositories,
-} from "@orchestrator/core";
+import type { Clock, LiveWatchEntry, NewLiveItem, Repositories } from "@orchestrator/core";
 import type { FastifyBaseLogger } from "fastify";
 import type { InstanceStats, RelayedStats } from "./instance-stats.js";
 import type { LiveEvents, LogLineEvent } from "./live-events.js";
@@ -42,8 +36,8 @@ const LOOKBACK_IDS = 200;
 export class LiveRelay {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
-  /** What this replica declared last, as `kind:instanceId`. */
-  private declared = new Set<string>();
+  /** What this replica declared last, by `kind:instanceId`. */
+  private declared = new Map<string, LiveWatchEntry>();
   private lastRenewAt = Number.NEGATIVE_INFINITY;
   private lastPruneAt = Number.NEGATIVE_INFINITY;
   /** Highest item id read; null until this replica's viewers watch something. */
@@ -108,9 +102,9 @@ export class LiveRelay {
         kind: "stats" as const,
       })),
     ];
-    const keys = new Set(entries.map((entry) => `${entry.kind}:${entry.instanceId}`));
-    const added = [...keys].some((key) => !this.declared.has(key));
-    const removed = [...this.declared].filter((key) => !keys.has(key));
+    const keyed = new Map(entries.map((entry) => [`${entry.kind}:${entry.instanceId}`, entry]));
+    const added = [...keyed.keys()].some((key) => !this.declared.has(key));
+    const removed = [...this.declared].filter(([key]) => !keyed.has(key)).map(([, entry]) => entry);
     if (entries.length > 0 && this.position === null) {
       // Read from here on: what others relay after our first declaration.
       this.position = await this.repositories.liveRelay.lastItemId();
@@ -124,9 +118,9 @@ export class LiveRelay {
       this.lastRenewAt = now;
     }
     if (removed.length > 0) {
-      await this.repositories.liveRelay.unwatch(this.options.brainId, removed.map(parseKey));
+      await this.repositories.liveRelay.unwatch(this.options.brainId, removed);
     }
-    this.declared = keys;
+    this.declared = keyed;
     if (entries.length === 0) {
       this.position = null;
       this.delivered.clear();
@@ -179,7 +173,7 @@ export class LiveRelay {
   private async readBack(): Promise<void> {
     if (this.position === null) return;
     let position = this.position;
-    const instanceIds = [...new Set([...this.declared].map((key) => parseKey(key).instanceId))];
+    const instanceIds = [...new Set([...this.declared.values()].map((entry) => entry.instanceId))];
     for (;;) {
       const page = await this.repositories.liveRelay.listItems(
         Math.max(0, position - LOOKBACK_IDS),
@@ -201,9 +195,4 @@ export class LiveRelay {
       if (page.length < PAGE) return;
     }
   }
-}
-
-function parseKey(key: string): LiveWatchEntry {
-  const cut = key.indexOf(":");
-  return { kind: key.slice(0, cut) as LiveItemKind, instanceId: key.slice(cut + 1) };
 }
