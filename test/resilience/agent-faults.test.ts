@@ -58,9 +58,7 @@ describe("agent faults (real processes)", { timeout: 120_000 }, () => {
   let before: Record<string, string>;
 
   beforeAll(async () => {
-    platform = await Platform.create("sqlite");
-    await platform.startBrain();
-    await platform.login();
+    platform = await Platform.started("sqlite");
     const quick = await platform.pushTemplate({ name: "af-quick", runtime: "process" });
     expect(quick.code, quick.output).toBe(0);
     // Ready only after a few seconds: leaves time to kill the agent mid-start.

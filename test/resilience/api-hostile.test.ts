@@ -67,9 +67,7 @@ describe("hostile API input (real Brain process)", { timeout: 60_000 }, () => {
   };
 
   beforeAll(async () => {
-    platform = await Platform.create("sqlite");
-    await platform.startBrain({ ORCH_LOGIN_MAX_ATTEMPTS: "3" });
-    await platform.login();
+    platform = await Platform.started("sqlite", { ORCH_LOGIN_MAX_ATTEMPTS: "3" });
   }, 60_000);
 
   afterAll(async () => {

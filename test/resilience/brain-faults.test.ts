@@ -59,9 +59,7 @@ describe.skipIf(skip !== null)(
     }
 
     beforeAll(async () => {
-      platform = await Platform.create("mysql");
-      await platform.startBrain();
-      await platform.login();
+      platform = await Platform.started("mysql");
       const pushed = await platform.pushTemplate({ name: "bf-quick", runtime: "process" });
       expect(pushed.code, pushed.output).toBe(0);
       agent = await platform.addAgent("bf-agent", "process", "42400-42499");
@@ -165,9 +163,7 @@ describe.skipIf(skip !== null)(
     };
 
     beforeAll(async () => {
-      platform = await Platform.create("mysql");
-      await platform.startBrain({ ORCH_OFFLINE_AFTER_MS: "60000" });
-      await platform.login();
+      platform = await Platform.started("mysql", { ORCH_OFFLINE_AFTER_MS: "60000" });
       const pushed = await platform.pushTemplate({ name: "fence-quick", runtime: "process" });
       expect(pushed.code, pushed.output).toBe(0);
       fenceAgentNodeId = (await platform.addAgent("fence-agent", "process", "42500-42599")).nodeId;

@@ -12,9 +12,7 @@ describe("instances destroyed together (real processes, SQLite)", { timeout: 120
   let platform: Platform;
 
   beforeAll(async () => {
-    platform = await Platform.create("sqlite");
-    await platform.startBrain();
-    await platform.login();
+    platform = await Platform.started("sqlite");
     const pushed = await platform.pushTemplate({ name: "cd-quick", runtime: "process" });
     expect(pushed.code, pushed.output).toBe(0);
     await platform.addAgent("cd-agent", "process", "43000-43099");

@@ -88,9 +88,7 @@ describe.skipIf(skip !== null)(
     }
 
     beforeAll(async () => {
-      platform = await Platform.create("sqlite");
-      await platform.startBrain();
-      await platform.login();
+      platform = await Platform.started("sqlite");
       const pushed = await platform.pushTemplate({ name: "df-quick", runtime: "docker" });
       expect(pushed.code, pushed.output).toBe(0);
       proxy = new EngineSocketProxy(join(platform.dir, "engine.sock"), socket!);

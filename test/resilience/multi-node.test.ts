@@ -25,9 +25,7 @@ describe.skipIf(skip !== null)(
     const eventCounts = new Map<string, number>();
 
     beforeAll(async () => {
-      platform = await Platform.create();
-      await platform.startBrain();
-      await platform.login();
+      platform = await Platform.started();
       for (const runtime of ["process", "docker"] as const) {
         const pushed = await platform.pushTemplate({ name: `mn-${runtime}`, runtime });
         expect(pushed.code, pushed.output).toBe(0);

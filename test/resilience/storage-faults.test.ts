@@ -93,9 +93,7 @@ describe("S3 unavailable (real processes, own s3rver)", { timeout: 90_000 }, () 
     s3Dir = await mkdtemp(join(tmpdir(), "orch-resilience-s3-"));
     s3 = new OwnS3(s3Dir, await freePort());
     await s3.start();
-    platform = await Platform.create("sqlite");
-    await platform.startBrain();
-    await platform.login();
+    platform = await Platform.started("sqlite");
     const env = s3.env("resilience/");
     for (const name of ["s3-warm", "s3-cold"]) {
       const pushed = await platform.pushTemplate({ name, runtime: "process" }, env);

@@ -74,9 +74,7 @@ describe("abandoned agent syncs read late by a stalled Brain (real Brain process
   };
 
   beforeAll(async () => {
-    platform = await Platform.create("sqlite");
-    await platform.startBrain();
-    await platform.login();
+    platform = await Platform.started("sqlite");
     const pushed = await platform.pushTemplate({ name: "sf-quick", runtime: "process" });
     expect(pushed.code, pushed.output).toBe(0);
     const token = await platform.api("POST", "/nodes/join-tokens", {});

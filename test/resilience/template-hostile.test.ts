@@ -43,9 +43,7 @@ describe("hostile templates and variables (real processes)", { timeout: 90_000 }
   }
 
   beforeAll(async () => {
-    platform = await Platform.create("sqlite");
-    await platform.startBrain();
-    await platform.login();
+    platform = await Platform.started("sqlite");
     agent = await platform.addAgent("hostile-agent", "process", "42600-42699");
   }, 90_000);
 

@@ -143,6 +143,22 @@ export class Platform {
     return platform;
   }
 
+  /** A platform with its Brain running and an admin token: what most tests start from. */
+  static async started(
+    databaseKind: "mysql" | "sqlite" = "mysql",
+    brainEnv: Record<string, string> = {},
+  ): Promise<Platform> {
+    const platform = await Platform.create(databaseKind);
+    try {
+      await platform.startBrain(brainEnv);
+      await platform.login();
+    } catch (error) {
+      await platform.dispose(); // its database and temporary folder
+      throw error;
+    }
+    return platform;
+  }
+
   get url(): string {
     return `http://127.0.0.1:${this.brainPort}`;
   }
